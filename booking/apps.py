@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class BookingConfig(AppConfig):
+    name = "booking"
+    verbose_name = _("Booking")
+
+    def ready(self) -> None:
+        from . import dbfunctions
+
+        dbfunctions.register_sqlite_functions()

@@ -1,0 +1,2 @@
+def citizen(request):
+    return {}

@@ -1,0 +1,44 @@
+"""Database functions that work on PostgreSQL and on the SQLite demo alike."""
+
+import zoneinfo
+from datetime import datetime
+
+from django.db import models
+from django.db.backends.signals import connection_created
+
+
+class LocalHour(models.Func):
+    """The hour of a UTC timestamp in an IANA time zone held in another column."""
+
+    output_field = models.IntegerField()
+    arity = 2
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="EXTRACT(HOUR FROM (%(expressions)s))::integer",
+            arg_joiner=" AT TIME ZONE ",
+            **extra_context,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="rdv_local_hour", **extra_context)
+
+
+def _sqlite_local_hour(value, tz):
+    if value is None or tz is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
+    return moment.astimezone(zoneinfo.ZoneInfo(tz)).hour
+
+
+def _on_connection(sender, connection, **kwargs):
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("rdv_local_hour", 2, _sqlite_local_hour, deterministic=True)
+
+
+def register_sqlite_functions() -> None:
+    connection_created.connect(_on_connection, dispatch_uid="rdv_sqlite_functions")

@@ -1,0 +1,276 @@
+"""Slots, holds, appointments and the outbox: the booking contract of docs/ARCHITECTURE.md.
+
+Availability is never a counter: a slot's own ``status`` and hold columns are the single truth that
+every booking path reads and writes with one compare-and-set UPDATE.
+"""
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Reason(models.TextChoices):
+    """Reasons for the visit (motifs de consultation): one code list, French and English labels."""
+
+    URGENT = "urgent", _("Urgent problem (within 24–48 h)")
+    SEMI_URGENT = "semi_urgent", _("Semi-urgent problem (within a week)")
+    FOLLOW_UP = "follow_up", _("Follow-up")
+    PERIODIC = "periodic", _("Periodic or preventive exam")
+    PREGNANCY = "pregnancy", _("Pregnancy follow-up")
+    CHILD = "child_0_5", _("Child 0–5 follow-up")
+
+
+# A slot accepts a set of reasons, kept as bits so that the same column filters on PostgreSQL and on
+# the SQLite demo. The bit order is part of the schema: append new reasons, never reorder.
+REASON_BITS: dict[str, int] = {code: 1 << i for i, code in enumerate(Reason.values)}
+ALL_REASONS_MASK = sum(REASON_BITS.values())
+
+
+def reasons_to_mask(codes) -> int:
+    return sum(REASON_BITS[c] for c in set(codes))
+
+
+def mask_to_reasons(mask: int) -> list[str]:
+    return [code for code, bit in REASON_BITS.items() if mask & bit]
+
+
+class Audience(models.TextChoices):
+    """Who may book a slot online."""
+
+    OWN_PATIENTS = "own_patients", _("The doctor's own patients")
+    GMF_PATIENTS = "gmf_patients", _("Patients of the GMF")
+    PUBLIC = "public", _("Everyone")
+    NOT_ONLINE = "not_online", _("Not offered online")
+
+
+class Modality(models.TextChoices):
+    IN_PERSON = "in_person", _("In person")
+    PHONE = "phone", _("By phone")
+    VIDEO = "video", _("By video")
+
+
+class Slot(models.Model):
+    """A bookable time of one practitioner at one clinic.
+
+    Status: ``free`` (may be held and booked), ``booked`` (an appointment occupies it), ``blocked``
+    (taken out by the clinic), ``cancelled`` (withdrawn). Only ``free`` slots can be held or booked.
+
+    Hold: ``holder``/``hold_expires``/``hold_token`` live on the slot row, so that one compare-and-set
+    decides who may book it. A hold is live while ``hold_expires > now``; an expired hold is simply
+    ignored by every query, so it never blocks anyone and no job needs to clear it.
+
+    ``practitioner`` and ``clinic`` repeat the role's columns so that the database can refuse two
+    overlapping published slots of one practitioner in two clinics (an exclusion constraint on
+    PostgreSQL) and search can filter without joins; a role never changes practitioner or clinic.
+    """
+
+    class Status(models.TextChoices):
+        FREE = "free", _("Free")
+        BOOKED = "booked", _("Booked")
+        BLOCKED = "blocked", _("Blocked")
+        CANCELLED = "cancelled", _("Withdrawn")
+
+    class Source(models.TextChoices):
+        WEB_AGENDA = "web", _("Web agenda")
+        EMR = "emr", _("EMR")
+
+    role = models.ForeignKey("clinics.PractitionerRole", on_delete=models.PROTECT, related_name="slots")
+    practitioner = models.ForeignKey("clinics.Practitioner", on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="slots")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reasons = models.PositiveIntegerField(default=ALL_REASONS_MASK, help_text=_("Bit set of accepted reasons."))
+    audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.PUBLIC)
+    modality = models.CharField(max_length=20, choices=Modality.choices, default=Modality.IN_PERSON)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FREE)
+    holder = models.ForeignKey(
+        "citizens.Citizen", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hold_expires = models.DateTimeField(null=True, blank=True)
+    hold_token = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=5, choices=Source.choices, default=Source.WEB_AGENDA)
+    external_id = models.CharField(max_length=200, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("slot")
+        indexes = [
+            # The three search paths: by practitioner, by clinics (GMF, near me), soonest first.
+            models.Index(fields=["practitioner", "start"], name="slot_free_pract_start", condition=Q(status="free")),
+            models.Index(fields=["clinic", "start"], name="slot_free_clinic_start", condition=Q(status="free")),
+            models.Index(fields=["role", "start"], name="slot_role_start"),
+            models.Index(fields=["holder"], name="slot_holder", condition=Q(holder__isnull=False)),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="slot_end_after_start"),
+            models.CheckConstraint(
+                condition=Q(status__in=["free", "booked", "blocked", "cancelled"]), name="slot_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(audience__in=[a.value for a in Audience]), name="slot_audience_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(reasons__gt=0) & Q(reasons__lte=ALL_REASONS_MASK), name="slot_reasons_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "external_id"], condition=~Q(external_id=""), name="slot_unique_external_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Slot #{self.pk} {self.start:%Y-%m-%d %H:%M}Z"
+
+    @property
+    def reason_codes(self) -> list[str]:
+        return mask_to_reasons(self.reasons)
+
+    def accepts(self, reason: str) -> bool:
+        return bool(self.reasons & REASON_BITS.get(reason, 0))
+
+    def local_start(self):
+        return self.start.astimezone(self.clinic.tz)
+
+    def local_end(self):
+        return self.end.astimezone(self.clinic.tz)
+
+
+OCCUPYING_STATUSES = ("booked", "arrived", "fulfilled", "noshow")
+APPOINTMENT_STATUSES = (
+    *OCCUPYING_STATUSES,
+    "cancelled_by_citizen",
+    "cancelled_by_clinic",
+    "entered_in_error",
+)
+
+
+def new_reference() -> str:
+    # 10 characters from an alphabet without look-alikes (no 0/O, 1/I/L): read over the phone.
+    alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+class Appointment(models.Model):
+    """A patient's appointment in a slot.
+
+    Status: ``booked`` → ``arrived`` → ``fulfilled``, or ``booked`` → ``noshow``, or ``booked``/
+    ``arrived`` → ``cancelled_by_citizen``/``cancelled_by_clinic``; ``entered_in_error`` for mistakes.
+    It *occupies* its slot unless cancelled or entered in error: a partial unique index allows one
+    occupying appointment per slot, whatever path books it. ``start``/``end`` repeat the slot's so
+    that PostgreSQL can refuse two overlapping occupying appointments of one patient.
+    """
+
+    class Status(models.TextChoices):
+        BOOKED = "booked", _("Booked")
+        ARRIVED = "arrived", _("Arrived")
+        FULFILLED = "fulfilled", _("Fulfilled")
+        NOSHOW = "noshow", _("No-show")
+        CANCELLED_BY_CITIZEN = "cancelled_by_citizen", _("Cancelled by the citizen")
+        CANCELLED_BY_CLINIC = "cancelled_by_clinic", _("Cancelled by the clinic")
+        ENTERED_IN_ERROR = "entered_in_error", _("Entered in error")
+
+    class Channel(models.TextChoices):
+        PORTAL = "portal", _("Web portal")
+        CITIZEN_API = "api", _("Citizen API")
+        CLINIC_AGENDA = "agenda", _("Clinic agenda")
+        EMR = "emr", _("EMR")
+        WAITLIST = "waitlist", _("Waitlist offer")
+
+    class CancelReason(models.TextChoices):
+        BETTER_TIME = "better_time", _("I found another time")
+        FEELING_BETTER = "feeling_better", _("I no longer need it")
+        CANNOT_ATTEND = "cannot_attend", _("I cannot attend")
+        SEEN_ELSEWHERE = "seen_elsewhere", _("I was seen elsewhere")
+        OTHER = "other", _("Other reason")
+
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
+    citizen = models.ForeignKey("citizens.Citizen", on_delete=models.PROTECT, related_name="appointments")
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="appointments")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    status = models.CharField(max_length=25, choices=Status.choices, default=Status.BOOKED)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    booked_by_user = models.ForeignKey(
+        "citizens.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reference = models.CharField(max_length=10, unique=True, default=new_reference)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    cancel_reason = models.CharField(max_length=20, choices=CancelReason.choices, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("appointment")
+        indexes = [
+            models.Index(fields=["citizen", "start"], name="appt_citizen_start"),
+            models.Index(fields=["clinic", "start"], name="appt_clinic_start"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"], condition=Q(status__in=OCCUPYING_STATUSES), name="appt_one_occupying_per_slot"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=APPOINTMENT_STATUSES), name="appt_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="appt_end_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Appointment {self.reference}"
+
+    @property
+    def is_occupying(self) -> bool:
+        return self.status in OCCUPYING_STATUSES
+
+    def local_start(self):
+        return self.start.astimezone(self.clinic.tz)
+
+
+class OutboxEvent(models.Model):
+    """Every change to a slot or an appointment, written in the same transaction as the change.
+
+    The notifier and (later) the EMR change feed read it, so nothing is lost when Redis, a worker or
+    an EMR is down. ``notify_state`` moves pending → sent (or skipped) for citizen notifications.
+    """
+
+    class NotifyState(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Nothing to send")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40)
+    slot = models.ForeignKey(Slot, null=True, on_delete=models.PROTECT, related_name="+")
+    appointment = models.ForeignKey(Appointment, null=True, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=10, blank=True)
+    payload = models.JSONField(default=dict)
+    notify_state = models.CharField(max_length=10, choices=NotifyState.choices, default=NotifyState.SKIPPED)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox event")
+        indexes = [
+            models.Index(fields=["created_at"], name="outbox_pending_notify", condition=Q(notify_state="pending"))
+        ]
+
+
+class SearchMiss(models.Model):
+    """A search that found nothing: unmet demand for provincial reporting. No personal data."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    path = models.CharField(max_length=10)
+    reason = models.CharField(max_length=20, blank=True)
+    fsa = models.CharField(max_length=3, blank=True)
+    region = models.ForeignKey("clinics.Region", null=True, blank=True, on_delete=models.PROTECT)
+    radius_km = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("search without result")

@@ -1,0 +1,106 @@
+"""Citizens: accounts, insured persons as known to the service, enrolments with a family doctor."""
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class EmailUserManager(UserManager):
+    def _create_user(self, username, email, password, **extra_fields):  # type: ignore[override]
+        email = self.normalize_email(email)
+        user = self.model(email=email, **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email=None, password=None, **extra_fields):  # type: ignore[override]
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(None, email, password, **extra_fields)
+
+    def create_superuser(self, email=None, password=None, **extra_fields):  # type: ignore[override]
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self._create_user(None, email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    """An account: a citizen, clinic staff, an analyst or a board administrator. Login by e-mail."""
+
+    username = None  # type: ignore[assignment]
+    email = models.EmailField(_("e-mail address"), unique=True)
+    preferred_language = models.CharField(
+        max_length=2, choices=[("fr", "Français"), ("en", "English")], default="fr"
+    )
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+    objects = EmailUserManager()
+
+    class Meta:
+        verbose_name = _("user")
+
+
+class Citizen(models.Model):
+    """An insured person as the service knows them.
+
+    The identity columns (NAM, sequence number, names, birth date, sex) mirror the insured-person
+    registry (``citizens.registry``): on the demo and in tests this table *is* the registry; in
+    production RAMQ's service answers and this row keeps the last verified copy. Contact and
+    language are the citizen's own choices. ``account`` is set once an account holder links the card.
+    """
+
+    class Sex(models.TextChoices):
+        FEMALE = "F", _("Female")
+        MALE = "M", _("Male")
+        X = "X", _("X")
+
+    nam = models.CharField(max_length=12, unique=True, validators=[RegexValidator(r"^[A-Z]{4}\d{8}$")])
+    card_sequence = models.CharField(max_length=2, validators=[RegexValidator(r"^\d{2}$")])
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    birth_date = models.DateField()
+    sex = models.CharField(max_length=1, choices=Sex.choices)
+    postal_code = models.CharField(max_length=7, blank=True)
+    card_expires = models.DateField(null=True, blank=True)
+    preferred_language = models.CharField(
+        max_length=2, choices=[("fr", "Français"), ("en", "English")], default="fr"
+    )
+    email = models.EmailField(blank=True)
+    mobile = models.CharField(max_length=20, blank=True)
+    account = models.OneToOneField(
+        "citizens.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="citizen"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("citizen")
+
+    def __str__(self) -> str:
+        # Never the NAM or the name: this string can reach logs and the admin's history.
+        return f"Citizen #{self.pk}"
+
+    @property
+    def fsa(self) -> str:
+        return self.postal_code[:3] if self.postal_code else ""
+
+
+class Enrolment(models.Model):
+    """A citizen's enrolment (inscription) with a family doctor, and so with that doctor's GMF."""
+
+    citizen = models.ForeignKey(Citizen, on_delete=models.CASCADE, related_name="enrolments")
+    practitioner = models.ForeignKey(
+        "clinics.Practitioner", on_delete=models.PROTECT, related_name="enrolments"
+    )
+    gmf = models.ForeignKey("clinics.Gmf", null=True, blank=True, on_delete=models.PROTECT)
+    is_active = models.BooleanField(default=True)
+    since = models.DateField()
+
+    class Meta:
+        verbose_name = _("enrolment")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["citizen"], condition=models.Q(is_active=True), name="enrolment_one_active_per_citizen"
+            )
+        ]

@@ -1,0 +1,177 @@
+"""Reference data (regions, FSAs) and the supply side: GMFs, clinic sites, practitioners."""
+
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+QUEBEC_TIME_ZONES = [
+    ("America/Toronto", "America/Toronto"),
+    ("America/Halifax", "America/Halifax"),
+    ("America/Blanc-Sablon", "America/Blanc-Sablon"),
+]
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(_("Unknown time zone.")) from exc
+
+
+class Region(models.Model):
+    """One of Quebec's 18 health regions (région sociosanitaire, codes 01–18)."""
+
+    code = models.CharField(max_length=2, primary_key=True)
+    name_fr = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("health region")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_fr}"
+
+
+class Fsa(models.Model):
+    """A forward sortation area (first three characters of a postal code) and its centroid.
+
+    Centroids come from GeoNames (CC BY 4.0); see data/README.md. The region is approximate and
+    serves demo data and unmet-demand figures only.
+    """
+
+    code = models.CharField(max_length=3, primary_key=True)
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    place_name = models.CharField(max_length=120)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="fsas")
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("forward sortation area")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.place_name}"
+
+
+class Gmf(models.Model):
+    """A family-medicine group (groupe de médecine de famille): several doctors, one or more sites."""
+
+    name = models.CharField(max_length=200)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="gmfs")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("family-medicine group (GMF)")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+postal_code_validator = RegexValidator(r"^[A-Z]\d[A-Z] \d[A-Z]\d$", _("Postal code format: A1A 1A1."))
+
+
+class Clinic(models.Model):
+    """A clinic site. Times of its slots are shown in its own IANA time zone."""
+
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=200)
+    city = models.CharField(max_length=100)
+    postal_code = models.CharField(max_length=7, validators=[postal_code_validator])
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clinics")
+    time_zone = models.CharField(
+        max_length=40, choices=QUEBEC_TIME_ZONES, default="America/Toronto", validators=[validate_time_zone]
+    )
+    phone = models.CharField(max_length=20, blank=True)
+    gmf = models.ForeignKey(Gmf, null=True, blank=True, on_delete=models.PROTECT, related_name="clinics")
+    emr_product = models.CharField(
+        max_length=100, blank=True, help_text=_("Empty when the clinic uses the web agenda.")
+    )
+    min_notice_minutes = models.PositiveIntegerField(
+        default=60, help_text=_("Online bookings must start at least this long after now.")
+    )
+    cancel_cutoff_hours = models.PositiveIntegerField(
+        default=2,
+        validators=[MaxValueValidator(24)],
+        help_text=_("Citizens may cancel online until this many hours before the appointment."),
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("clinic")
+        indexes = [models.Index(fields=["latitude", "longitude"], name="clinic_latlon_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(latitude__gte=-90, latitude__lte=90), name="clinic_latitude_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(longitude__gte=-180, longitude__lte=180), name="clinic_longitude_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def uses_emr(self) -> bool:
+        return bool(self.emr_product)
+
+
+class Practitioner(models.Model):
+    """A family doctor or nurse practitioner, known by their RAMQ practitioner number."""
+
+    class Kind(models.TextChoices):
+        DOCTOR = "doctor", _("Family doctor")
+        NURSE_PRACTITIONER = "np", _("Nurse practitioner")
+
+    ramq_number = models.CharField(
+        max_length=6, unique=True, validators=[RegexValidator(r"^\d{6}$", _("Six digits."))]
+    )
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DOCTOR)
+    # ISO 639-1 codes separated by commas ("fr,en"): a two-letter code cannot match across a comma,
+    # so `languages__contains="en"` is exact on every database.
+    languages = models.CharField(max_length=50, default="fr")
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        verbose_name = _("practitioner")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        prefix = "Dr" if self.kind == self.Kind.DOCTOR else ""
+        return f"{prefix} {self.first_name} {self.last_name}".strip()
+
+    @property
+    def language_codes(self) -> list[str]:
+        return [c for c in self.languages.split(",") if c]
+
+
+class PractitionerRole(models.Model):
+    """A practitioner practising at a clinic site (FHIR PractitionerRole); slots belong to a role."""
+
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="roles")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="roles")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = _("practitioner role")
+        constraints = [
+            models.UniqueConstraint(fields=["practitioner", "clinic"], name="role_unique_practitioner_clinic")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.practitioner} @ {self.clinic}"
