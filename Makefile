@@ -49,8 +49,7 @@ format: .venv/.installed
 	.venv/bin/ruff format .
 
 messages: .venv/.installed
-	$(RUN_ENV) $(PY) manage.py makemessages -l fr -l en --ignore=.venv --ignore=var --no-obsolete
-	$(RUN_ENV) $(PY) manage.py makemessages -d djangojs -l fr -l en --ignore=.venv --ignore=var --no-obsolete || true
+	$(RUN_ENV) $(PY) manage.py makemessages -l fr -l en --ignore=.venv --ignore=var --ignore=tests --no-obsolete
 
 migrations-check: .venv/.installed
 	$(RUN_ENV) $(PY) manage.py makemigrations --check --dry-run

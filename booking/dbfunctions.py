@@ -26,18 +26,48 @@ class LocalHour(models.Func):
         return self.as_sql(compiler, connection, function="rdv_local_hour", **extra_context)
 
 
-def _sqlite_local_hour(value, tz):
-    if value is None or tz is None:
-        return None
+class LocalDate(models.Func):
+    """The calendar date of a UTC timestamp in an IANA time zone held in another column."""
+
+    output_field = models.DateField()
+    arity = 2
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((%(expressions)s))::date",
+            arg_joiner=" AT TIME ZONE ",
+            **extra_context,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="rdv_local_date", **extra_context)
+
+
+def _sqlite_local(value, tz):
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
-    return moment.astimezone(zoneinfo.ZoneInfo(tz)).hour
+    return moment.astimezone(zoneinfo.ZoneInfo(tz))
+
+
+def _sqlite_local_date(value, tz):
+    if value is None or tz is None:
+        return None
+    return _sqlite_local(value, tz).date().isoformat()
+
+
+def _sqlite_local_hour(value, tz):
+    if value is None or tz is None:
+        return None
+    return _sqlite_local(value, tz).hour
 
 
 def _on_connection(sender, connection, **kwargs):
     if connection.vendor == "sqlite":
         connection.connection.create_function("rdv_local_hour", 2, _sqlite_local_hour, deterministic=True)
+        connection.connection.create_function("rdv_local_date", 2, _sqlite_local_date, deterministic=True)
 
 
 def register_sqlite_functions() -> None:

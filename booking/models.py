@@ -81,7 +81,9 @@ class Slot(models.Model):
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="slots")
     start = models.DateTimeField()
     end = models.DateTimeField()
-    reasons = models.PositiveIntegerField(default=ALL_REASONS_MASK, help_text=_("Bit set of accepted reasons."))
+    reasons = models.PositiveIntegerField(
+        default=ALL_REASONS_MASK, help_text=_("Bit set of accepted reasons.")
+    )
     audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.PUBLIC)
     modality = models.CharField(max_length=20, choices=Modality.choices, default=Modality.IN_PERSON)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.FREE)
@@ -100,8 +102,22 @@ class Slot(models.Model):
         verbose_name = _("slot")
         indexes = [
             # The three search paths: by practitioner, by clinics (GMF, near me), soonest first.
-            models.Index(fields=["practitioner", "start"], name="slot_free_pract_start", condition=Q(status="free")),
-            models.Index(fields=["clinic", "start"], name="slot_free_clinic_start", condition=Q(status="free")),
+            models.Index(
+                fields=["practitioner", "start"], name="slot_free_pract_start", condition=Q(status="free")
+            ),
+            models.Index(
+                fields=["clinic", "start"], name="slot_free_clinic_start", condition=Q(status="free")
+            ),
+            # Near me, soonest first: one scan in start order over public free slots; nearest first: the
+            # soonest public free slot of each clinic in the radius.
+            models.Index(
+                fields=["start"], name="slot_free_public_start", condition=Q(status="free", audience="public")
+            ),
+            models.Index(
+                fields=["clinic", "start"],
+                name="slot_free_public_clinic_start",
+                condition=Q(status="free", audience="public"),
+            ),
             models.Index(fields=["role", "start"], name="slot_role_start"),
             models.Index(fields=["holder"], name="slot_holder", condition=Q(holder__isnull=False)),
         ]
@@ -214,11 +230,11 @@ class Appointment(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["slot"], condition=Q(status__in=OCCUPYING_STATUSES), name="appt_one_occupying_per_slot"
+                fields=["slot"],
+                condition=Q(status__in=OCCUPYING_STATUSES),
+                name="appt_one_occupying_per_slot",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=APPOINTMENT_STATUSES), name="appt_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=APPOINTMENT_STATUSES), name="appt_status_valid"),
             models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="appt_end_after_start"),
         ]
 
@@ -258,8 +274,13 @@ class OutboxEvent(models.Model):
     class Meta:
         verbose_name = _("outbox event")
         indexes = [
-            models.Index(fields=["created_at"], name="outbox_pending_notify", condition=Q(notify_state="pending"))
+            models.Index(
+                fields=["created_at"], name="outbox_pending_notify", condition=Q(notify_state="pending")
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
 
 
 class SearchMiss(models.Model):
@@ -274,3 +295,6 @@ class SearchMiss(models.Model):
 
     class Meta:
         verbose_name = _("search without result")
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.fsa} {self.created_at:%Y-%m-%d}"

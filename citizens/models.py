@@ -101,6 +101,11 @@ class Enrolment(models.Model):
         verbose_name = _("enrolment")
         constraints = [
             models.UniqueConstraint(
-                fields=["citizen"], condition=models.Q(is_active=True), name="enrolment_one_active_per_citizen"
+                fields=["citizen"],
+                condition=models.Q(is_active=True),
+                name="enrolment_one_active_per_citizen",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"Enrolment #{self.pk}"

@@ -10,7 +10,7 @@ import calendar
 import re
 from dataclasses import dataclass
 
-NAM_RE = re.compile(r"^[A-Z]{4}\d{8}$")
+NAM_RE = re.compile(r"^[A-Z]{4}[0-9]{8}$", re.ASCII)
 _SEPARATORS = re.compile(r"[\s\-_.]+")
 
 
@@ -53,9 +53,15 @@ class Nam:
         return "F" if int(self.value[6:8]) > 50 else "M"
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def normalize_nam(raw: str) -> str:
-    """Upper-case and drop spaces, dashes, dots: what a person types or a card reader sends."""
-    return _SEPARATORS.sub("", raw or "").upper()
+    """Upper-case and drop spaces, dashes, dots: what a person types or a card reader sends.
+
+    Only ASCII letters change case: ``str.upper`` would turn "ß" into "SS" and make a NAM out of
+    something that is not one."""
+    return _SEPARATORS.sub("", raw or "").translate(_ASCII_UPPER)
 
 
 def parse_nam(raw: str) -> Nam:
@@ -73,7 +79,9 @@ def parse_nam(raw: str) -> Nam:
     if not 1 <= month <= 12:
         raise NamError("birth_date")
     # The century is not encoded: a 29 February is valid if it exists in either century.
-    max_day = max(calendar.monthrange(1900 + year_2d, month)[1], calendar.monthrange(2000 + year_2d, month)[1])
+    max_day = max(
+        calendar.monthrange(1900 + year_2d, month)[1], calendar.monthrange(2000 + year_2d, month)[1]
+    )
     if not 1 <= day <= max_day:
         raise NamError("birth_date")
     return Nam(value)

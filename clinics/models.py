@@ -1,6 +1,7 @@
 """Reference data (regions, FSAs) and the supply side: GMFs, clinic sites, practitioners."""
 
 import zoneinfo
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
@@ -91,8 +92,8 @@ class Clinic(models.Model):
     emr_product = models.CharField(
         max_length=100, blank=True, help_text=_("Empty when the clinic uses the web agenda.")
     )
-    min_notice_minutes = models.PositiveIntegerField(
-        default=60, help_text=_("Online bookings must start at least this long after now.")
+    min_notice = models.DurationField(
+        default=timedelta(hours=1), help_text=_("Online bookings must start at least this long after now.")
     )
     cancel_cutoff_hours = models.PositiveIntegerField(
         default=2,

@@ -1,3 +1,21 @@
-from django.urls import path
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-urlpatterns: list = []
+from . import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("booking.api.urls")),
+    path("comptes/", include("allauth.urls")),
+    path("compte/", include("citizens.urls")),
+    path("gestion/", admin.site.urls),
+    path("", include("booking.urls")),
+]
+
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

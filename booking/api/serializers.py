@@ -1,0 +1,170 @@
+"""Output shapes shared by several citizen API views, and the error shape for the schema.
+
+Each view keeps its own nested input serializer; what several views return (a slot, an appointment,
+the error body) lives here so that it has one definition and one schema component. No serializer
+here ever carries a NAM.
+"""
+
+import datetime as dt
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent, build_choice_field
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from booking.models import Appointment, Modality, Reason
+from booking.selectors import appointment_is_cancellable
+
+
+class NamedChoiceField(serializers.ChoiceField):
+    """A choice field whose choice set is one named schema component, whatever the field is called.
+
+    drf-spectacular names enums after field names: ``reason`` is a visit reason on a booking and a
+    cancellation reason on a cancel; this keeps one component per code list (VisitReason,
+    CancelReason) instead of hashed names and warnings.
+    """
+
+    def __init__(self, *args, component_name: str, **kwargs) -> None:
+        self.component_name = component_name
+        super().__init__(*args, **kwargs)
+
+
+class NamedChoiceFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = NamedChoiceField
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = build_choice_field(self.target)
+        schema.pop("x-spec-enum-id", None)
+        name = self.target.component_name
+        component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
+
+
+def visit_reason_field(**kwargs) -> NamedChoiceField:
+    return NamedChoiceField(choices=Reason.choices, component_name="VisitReason", **kwargs)
+
+
+def _utc_field(**kwargs) -> serializers.DateTimeField:
+    return serializers.DateTimeField(default_timezone=dt.UTC, read_only=True, **kwargs)
+
+
+class ClinicSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    address = serializers.CharField(read_only=True)
+    city = serializers.CharField(read_only=True)
+    postal_code = serializers.CharField(read_only=True)
+    phone = serializers.CharField(read_only=True)
+
+    class Meta:
+        ref_name = "Clinic"
+
+
+class PractitionerSerializer(serializers.Serializer):
+    name = serializers.CharField(source="display_name", read_only=True)
+    languages = serializers.ListField(
+        source="language_codes", child=serializers.CharField(), read_only=True, help_text="ISO 639-1 codes."
+    )
+
+    class Meta:
+        ref_name = "Practitioner"
+
+
+class SlotSerializer(serializers.Serializer):
+    """A free time a citizen may hold and book."""
+
+    id = serializers.IntegerField(read_only=True)
+    start = _utc_field(help_text="UTC.")
+    end = _utc_field(help_text="UTC.")
+    local_start = serializers.SerializerMethodField(
+        help_text="Start in the clinic's time zone, with its offset."
+    )
+    time_zone = serializers.CharField(source="clinic.time_zone", read_only=True, help_text="IANA time zone.")
+    clinic = ClinicSerializer(read_only=True)
+    practitioner = PractitionerSerializer(read_only=True)
+    modality = serializers.ChoiceField(choices=Modality.choices, read_only=True)
+    reasons = serializers.ListField(
+        source="reason_codes",
+        child=visit_reason_field(),
+        read_only=True,
+        help_text="The reasons for the visit this time accepts.",
+    )
+    distance_km = serializers.SerializerMethodField(help_text="From the searched postal code (near me only).")
+
+    class Meta:
+        ref_name = "Slot"
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_local_start(self, slot) -> str:
+        return slot.local_start().isoformat()
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_distance_km(self, slot) -> float | None:
+        distance = getattr(slot, "distance_km", None)
+        return None if distance is None else round(distance, 1)
+
+
+class AppointmentPractitionerSerializer(serializers.Serializer):
+    name = serializers.CharField(source="display_name", read_only=True)
+
+    class Meta:
+        ref_name = "AppointmentPractitioner"
+
+
+class AppointmentSerializer(serializers.Serializer):
+    """An appointment as its own citizen sees it."""
+
+    id = serializers.IntegerField(read_only=True)
+    reference = serializers.CharField(
+        read_only=True, help_text="Confirmation reference, to quote to the clinic."
+    )
+    status = serializers.ChoiceField(choices=Appointment.Status.choices, read_only=True)
+    start = _utc_field(help_text="UTC.")
+    end = _utc_field(help_text="UTC.")
+    local_start = serializers.SerializerMethodField(
+        help_text="Start in the clinic's time zone, with its offset."
+    )
+    time_zone = serializers.CharField(source="clinic.time_zone", read_only=True, help_text="IANA time zone.")
+    clinic = ClinicSerializer(read_only=True)
+    practitioner = AppointmentPractitionerSerializer(source="slot.practitioner", read_only=True)
+    reason = visit_reason_field(read_only=True)
+    modality = serializers.ChoiceField(source="slot.modality", choices=Modality.choices, read_only=True)
+    channel = serializers.ChoiceField(choices=Appointment.Channel.choices, read_only=True)
+    cancellable = serializers.SerializerMethodField(
+        help_text="Whether it can still be cancelled online (booked, and before the clinic's cut-off)."
+    )
+
+    class Meta:
+        ref_name = "Appointment"
+
+    @extend_schema_field(serializers.DateTimeField())
+    def get_local_start(self, appointment) -> str:
+        return appointment.local_start().isoformat()
+
+    def get_cancellable(self, appointment) -> bool:
+        return appointment_is_cancellable(appointment)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, for programs: invalid, slot_unavailable, rate_limited, …")
+    message = serializers.CharField(help_text="For people, in the request's language.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages per input field, when particular inputs are wrong.",
+    )
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait (429 only).")
+    alternatives = SlotSerializer(
+        many=True, required=False, help_text="Next free times nearby (slot_unavailable only)."
+    )
+
+    class Meta:
+        ref_name = "ErrorBody"
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+    class Meta:
+        ref_name = "Error"

@@ -1,0 +1,632 @@
+"""The citizen JSON API: identify, search, hold, book, list, cancel.
+
+Thin callers: each view validates its input with a nested serializer, counts the request against
+its rate limit, calls one service or selector and serializes the answer. Every rule lives in
+``booking.services``/``booking.selectors``/``citizens.services``; every error leaves through
+``booking.api.errors.exception_handler`` in one shape.
+"""
+
+import datetime as dt
+import re
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from booking import errors
+from booking.models import Appointment, Modality, Slot
+from booking.selectors import (
+    MAX_DAYS_AHEAD,
+    MAX_PAGE,
+    QUEBEC_TZ,
+    RADII_KM,
+    TIME_OF_DAY,
+    Path,
+    SlotQuery,
+    appointment_get_for_citizen,
+    appointment_list_for_citizen,
+    next_free_slots,
+    slot_search,
+)
+from booking.services import appointment_book, appointment_cancel, slot_hold
+from citizens.nam import NamError, parse_nam
+from citizens.selectors import citizen_care
+from citizens.services import citizen_identify
+from config import ratelimit
+
+from .auth import citizen_token_make
+from .errors import nam_error_message
+from .serializers import (
+    AppointmentSerializer,
+    ErrorSerializer,
+    NamedChoiceField,
+    SlotSerializer,
+    visit_reason_field,
+)
+
+TAGS_IDENTITY = ["identity"]
+TAGS_SLOTS = ["slots"]
+TAGS_APPOINTMENTS = ["appointments"]
+
+POSTAL_CODE_RE = re.compile(r"^[A-Z]\d[A-Z](\d[A-Z]\d)?$")
+
+
+def _error(description: str, *examples: OpenApiExample) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorSerializer, description=description, examples=list(examples))
+
+
+def _example(name: str, status_code: int, code: str, message: str, **extra) -> OpenApiExample:
+    return OpenApiExample(
+        name,
+        value={"error": {"code": code, "message": message, **extra}},
+        response_only=True,
+        status_codes=[str(status_code)],
+    )
+
+
+ERROR_400 = _error(
+    "Invalid input; `fields` holds one or more messages per field.",
+    _example(
+        "Invalid field",
+        400,
+        "invalid",
+        "Some fields are not valid. See the details for each one.",
+        fields={"date_from": ["The first day cannot be in the past."]},
+    ),
+)
+ERROR_401 = _error(
+    "Missing, expired or invalid token (with `WWW-Authenticate: Bearer`).",
+    _example("Expired token", 401, "token_expired", "Your session has expired. Identify again."),
+)
+ERROR_429 = _error(
+    "Too many requests; wait `Retry-After` seconds.",
+    _example(
+        "Rate limited",
+        429,
+        "rate_limited",
+        "Too many attempts. Please try again in 42 seconds.",
+        retry_after=42,
+    ),
+)
+ERROR_404_SLOT = _error(
+    "The slot does not exist or is no longer offered.",
+    _example("Unknown slot", 404, "slot_not_found", "This time does not exist or is no longer offered."),
+)
+ERROR_409_SLOT = _error(
+    "Someone else holds or booked the slot (`alternatives`: the next free times nearby), your hold "
+    "expired (`hold_expired`), or you already have an appointment at that time (`patient_overlap`).",
+    _example(
+        "Slot taken",
+        409,
+        "slot_unavailable",
+        "Sorry, this time was just taken by someone else.",
+        alternatives=[],
+    ),
+)
+ERROR_403_ELIGIBLE = _error(
+    "The slot is reserved for other patients (`not_eligible`).",
+    _example("Not eligible", 403, "not_eligible", "This time is reserved for other patients."),
+)
+ERROR_422_BOOK = _error(
+    "A booking rule refused it: `reason_not_accepted`, `too_soon`, `limit_reached`.",
+    _example(
+        "Too soon", 422, "too_soon", "This time is too soon to be booked online. Please call the clinic."
+    ),
+)
+ERROR_404_APPOINTMENT = _error(
+    "No such appointment among yours.",
+    _example("Not found", 404, "appointment_not_found", "We could not find this appointment."),
+)
+ERROR_503 = _error(
+    "The slot is being booked by many people at once; try again in a few seconds.",
+    _example("Busy", 503, "busy", "The service is very busy. Please try again in a few seconds."),
+)
+
+
+def _citizen(request):
+    return request.user.citizen
+
+
+def _slot_unavailable_with_alternatives(
+    exc: errors.SlotUnavailable, *, citizen, slot_id: int, reason: str = ""
+):
+    """The same conflict, now carrying the next free times of the same doctor or clinic."""
+    like = Slot.objects.select_related("clinic").filter(pk=slot_id).first()
+    alternatives = []
+    if like is not None:
+        alternatives = next_free_slots(citizen=citizen, like=like, reason=reason)
+    return errors.SlotUnavailable(
+        exc.message, extra={**exc.extra, "alternatives": SlotSerializer(alternatives, many=True).data}
+    )
+
+
+# --- identify ---------------------------------------------------------------------------------
+
+
+class IdentifyApi(APIView):
+    """Identify with the health-insurance card and get a short-lived bearer token."""
+
+    # No token needed to get one; a stale token in the header must not stop a citizen from
+    # identifying again.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        first_name = serializers.CharField(max_length=100)
+        last_name = serializers.CharField(max_length=100)
+        nam = serializers.CharField(
+            max_length=20,
+            help_text="Health-insurance number (NAM) as printed on the card, e.g. TREM 5551 2314.",
+            error_messages={
+                "required": _("Enter your health-insurance number."),
+                "blank": _("Enter your health-insurance number."),
+            },
+        )
+        card_sequence = serializers.RegexField(
+            r"^\s*\d{2}\s*$",
+            help_text="The two-digit sequence number printed after the NAM.",
+            error_messages={
+                "invalid": _("The sequence number is the 2 digits printed after the number on your card.")
+            },
+        )
+        birth_date = serializers.DateField(help_text="YYYY-MM-DD.")
+
+        class Meta:
+            ref_name = "IdentifyRequest"
+
+        def validate_nam(self, value: str) -> str:
+            try:
+                return parse_nam(value).value
+            except NamError as exc:
+                raise serializers.ValidationError(nam_error_message(exc.code)) from exc
+
+        def validate_card_sequence(self, value: str) -> str:
+            return value.strip()
+
+        def validate_birth_date(self, value):
+            if value > timezone.localdate():
+                raise serializers.ValidationError(_("The date of birth cannot be in the future."))
+            return value
+
+    class OutputSerializer(serializers.Serializer):
+        class CitizenSerializer(serializers.Serializer):
+            first_name = serializers.CharField()
+            enrolled = serializers.BooleanField(help_text="Enrolled with a family doctor.")
+            family_doctor = serializers.CharField(allow_null=True)
+            gmf = serializers.CharField(allow_null=True, help_text="The family doctor's GMF.")
+
+            class Meta:
+                ref_name = "IdentifiedCitizen"
+
+        token = serializers.CharField(help_text="Send as `Authorization: Bearer <token>`.")
+        expires_at = serializers.DateTimeField(default_timezone=dt.UTC, help_text="UTC.")
+        citizen = CitizenSerializer()
+
+        class Meta:
+            ref_name = "IdentifyResponse"
+
+    @extend_schema(
+        operation_id="identify",
+        tags=TAGS_IDENTITY,
+        auth=[],
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: ERROR_400,
+            403: _error(
+                "The details do not match a valid card. The message never says which detail.",
+                _example(
+                    "Not identified",
+                    403,
+                    "identification_failed",
+                    "We could not confirm these details with a valid health-insurance card. …",
+                ),
+            ),
+            429: ERROR_429,
+        },
+        examples=[
+            OpenApiExample(
+                "Card details",
+                value={
+                    "first_name": "Julie",
+                    "last_name": "Gagnon",
+                    "nam": "GAGJ 8553 1401",
+                    "card_sequence": "01",
+                    "birth_date": "1985-03-14",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        citizen = citizen_identify(**data.validated_data, ip=ratelimit.client_ip(request))
+        care = citizen_care(citizen=citizen)
+        token, expires_at = citizen_token_make(citizen)
+        payload = {
+            "token": token,
+            "expires_at": expires_at,
+            "citizen": {
+                "first_name": citizen.first_name,
+                "enrolled": care.is_enrolled,
+                "family_doctor": care.practitioner_name or None,
+                "gmf": care.gmf_name or None,
+            },
+        }
+        return Response(self.OutputSerializer(payload).data)
+
+
+# --- search ------------------------------------------------------------------------------------
+
+SUGGESTIONS = {
+    "wider_radius": _("Try a wider radius (radius_km)."),
+    "near": _("Search the clinics near you (path=near): they take patients without a family doctor."),
+    "fewer_filters": _("Remove some filters (reason, time of day, modality, language, last day)."),
+    "info_sante": _("If you need advice now, call Info-Santé 811, 24 hours a day."),
+}
+
+
+class SlotSearchApi(APIView):
+    """Free times the citizen may book, one page at a time, on one of the three paths."""
+
+    permission_classes = [IsAuthenticated]
+
+    class FilterSerializer(serializers.Serializer):
+        path = serializers.ChoiceField(
+            choices=[
+                (Path.MINE, _("My family doctor")),
+                (Path.GMF, _("A professional of my GMF")),
+                (Path.NEAR, _("A clinic near me")),
+            ],
+            help_text="mine: my family doctor; gmf: my doctor's GMF; near: clinics near a postal code.",
+        )
+        reason = visit_reason_field(required=False, help_text="Reason for the visit.")
+        date_from = serializers.DateField(
+            required=False, help_text="First day (Quebec time), today or later."
+        )
+        date_to = serializers.DateField(required=False, help_text="Last day, on or after date_from.")
+        time_of_day = serializers.ChoiceField(
+            choices=[(k, k) for k in TIME_OF_DAY], required=False, help_text="In the clinic's local time."
+        )
+        modality = serializers.ChoiceField(choices=Modality.choices, required=False)
+        language = serializers.RegexField(
+            r"^[a-zA-Z]{2}$",
+            required=False,
+            help_text="A language the practitioner speaks (ISO 639-1), e.g. fr or en.",
+            error_messages={"invalid": _("A two-letter language code, e.g. fr or en.")},
+        )
+        postal_code = serializers.CharField(
+            required=False,
+            max_length=10,
+            help_text="near only: where to search from (A1A 1A1 or its first 3 characters); "
+            "defaults to the citizen's own postal code.",
+        )
+        radius_km = serializers.ChoiceField(
+            choices=[(r, str(r)) for r in RADII_KM], default=25, help_text="near only."
+        )
+        sort = serializers.ChoiceField(
+            choices=[("soonest", _("Soonest first")), ("nearest", _("Nearest first"))],
+            default="soonest",
+            help_text="nearest: near only.",
+        )
+        page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+
+        class Meta:
+            ref_name = "SlotSearchFilter"
+
+        def validate_postal_code(self, value: str) -> str:
+            compact = re.sub(r"[\s\-]", "", value).upper()
+            if not POSTAL_CODE_RE.match(compact):
+                raise serializers.ValidationError(_("Unknown postal code; format A1A 1A1."))
+            return compact
+
+        def validate(self, attrs):
+            today = timezone.localdate(timezone.now(), QUEBEC_TZ)
+            horizon = today + timedelta(days=MAX_DAYS_AHEAD)
+            date_from, date_to = attrs.get("date_from"), attrs.get("date_to")
+            problems = {}
+            if date_from and date_from < today:
+                problems["date_from"] = _("The first day cannot be in the past.")
+            elif date_from and date_from > horizon:
+                problems["date_from"] = _("Search at most %(days)d days ahead.") % {"days": MAX_DAYS_AHEAD}
+            if date_to and date_to < (date_from or today):
+                problems["date_to"] = (
+                    _("The last day cannot be before the first day.")
+                    if date_from
+                    else _("The last day cannot be in the past.")
+                )
+            elif date_to and date_to > horizon:
+                problems["date_to"] = _("Search at most %(days)d days ahead.") % {"days": MAX_DAYS_AHEAD}
+            if problems:
+                raise serializers.ValidationError(problems)
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        class SuggestionSerializer(serializers.Serializer):
+            code = NamedChoiceField(choices=[(k, k) for k in SUGGESTIONS], component_name="SuggestionCode")
+            message = serializers.CharField()
+
+            class Meta:
+                ref_name = "SearchSuggestion"
+
+        results = SlotSerializer(many=True)
+        page = serializers.IntegerField()
+        next_page = serializers.IntegerField(allow_null=True)
+        suggestions = SuggestionSerializer(many=True, help_text="What to try next, when nothing was found.")
+
+        class Meta:
+            ref_name = "SlotSearchResult"
+
+    @extend_schema(
+        operation_id="slots_search",
+        tags=TAGS_SLOTS,
+        parameters=[FilterSerializer],
+        responses={
+            200: OutputSerializer,
+            400: ERROR_400,
+            401: ERROR_401,
+            422: _error(
+                "The path does not apply to this citizen: `not_enrolled` (no family doctor: use near) "
+                "or `no_gmf`.",
+                _example(
+                    "Not enrolled",
+                    422,
+                    "not_enrolled",
+                    "You are not enrolled with a family doctor … Search the clinics near you (path=near).",
+                    fields={"path": ["…"]},
+                ),
+            ),
+            429: ERROR_429,
+        },
+    )
+    def get(self, request):
+        citizen = _citizen(request)
+        ratelimit.hit("search", f"c{citizen.pk}")
+        # An empty parameter (a form's blank select) means "no filter".
+        params = {key: value for key, value in request.query_params.items() if value.strip()}
+        filters = self.FilterSerializer(data=params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        query = SlotQuery(
+            path=f["path"],
+            reason=f.get("reason", ""),
+            date_from=f.get("date_from"),
+            date_to=f.get("date_to"),
+            time_of_day=f.get("time_of_day", ""),
+            modality=f.get("modality", ""),
+            language=f.get("language", "").lower(),
+            fsa=f.get("postal_code", "")[:3],
+            radius_km=int(f["radius_km"]),
+            sort=f["sort"],
+            page=f["page"],
+        )
+        result = slot_search(citizen=citizen, query=query)
+        payload = {
+            "results": [item.slot for item in result.items],
+            "page": result.page,
+            "next_page": result.page + 1 if result.has_next else None,
+            "suggestions": [{"code": code, "message": SUGGESTIONS[code]} for code in result.suggestions],
+        }
+        return Response(self.OutputSerializer(payload).data)
+
+
+# --- hold --------------------------------------------------------------------------------------
+
+
+class HoldCreateApi(APIView):
+    """Hold a free time for a few minutes while the citizen confirms; one hold per citizen."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        slot_id = serializers.IntegerField(min_value=1)
+
+        class Meta:
+            ref_name = "HoldRequest"
+
+    class OutputSerializer(serializers.Serializer):
+        hold_token = serializers.CharField(
+            help_text="Send it with the booking; it also makes the booking idempotent."
+        )
+        slot_id = serializers.IntegerField()
+        expires_at = serializers.DateTimeField(default_timezone=dt.UTC, help_text="UTC.")
+
+        class Meta:
+            ref_name = "Hold"
+
+    @extend_schema(
+        operation_id="holds_create",
+        tags=TAGS_SLOTS,
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            400: ERROR_400,
+            401: ERROR_401,
+            403: ERROR_403_ELIGIBLE,
+            404: ERROR_404_SLOT,
+            409: ERROR_409_SLOT,
+            422: ERROR_422_BOOK,
+            429: ERROR_429,
+        },
+    )
+    def post(self, request):
+        citizen = _citizen(request)
+        ratelimit.hit("hold", f"c{citizen.pk}")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        slot_id = data.validated_data["slot_id"]
+        try:
+            hold = slot_hold(slot_id=slot_id, citizen=citizen)
+        except errors.SlotUnavailable as exc:
+            raise _slot_unavailable_with_alternatives(exc, citizen=citizen, slot_id=slot_id) from exc
+        payload = {"hold_token": hold.token, "slot_id": hold.slot_id, "expires_at": hold.expires}
+        return Response(self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED)
+
+
+# --- appointments ------------------------------------------------------------------------------
+
+
+class AppointmentsApi(APIView):
+    """``GET``: the citizen's appointments. ``POST``: book one. Two actions, one URL."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ListOutputSerializer(serializers.Serializer):
+        upcoming = AppointmentSerializer(many=True, help_text="Booked and not yet over, soonest first.")
+        past = AppointmentSerializer(
+            many=True, help_text="Over or cancelled, most recent first (at most 20)."
+        )
+
+        class Meta:
+            ref_name = "AppointmentList"
+
+    class BookInputSerializer(serializers.Serializer):
+        slot_id = serializers.IntegerField(min_value=1)
+        hold_token = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            max_length=64,
+            help_text="From POST /holds. A retry with the same token returns the same appointment (200).",
+        )
+        reason = visit_reason_field(help_text="Reason for the visit.")
+
+        class Meta:
+            ref_name = "BookRequest"
+
+    @extend_schema(
+        operation_id="appointments_list",
+        tags=TAGS_APPOINTMENTS,
+        responses={200: ListOutputSerializer, 401: ERROR_401},
+    )
+    def get(self, request):
+        appointments = appointment_list_for_citizen(citizen=_citizen(request))
+        return Response(self.ListOutputSerializer(appointments).data)
+
+    @extend_schema(
+        operation_id="appointments_book",
+        tags=TAGS_APPOINTMENTS,
+        request=BookInputSerializer,
+        responses={
+            201: OpenApiResponse(AppointmentSerializer, description="Booked."),
+            200: OpenApiResponse(
+                AppointmentSerializer,
+                description="A retry with the same hold token: the appointment it booked.",
+            ),
+            400: ERROR_400,
+            401: ERROR_401,
+            403: ERROR_403_ELIGIBLE,
+            404: ERROR_404_SLOT,
+            409: ERROR_409_SLOT,
+            422: ERROR_422_BOOK,
+            429: ERROR_429,
+            503: ERROR_503,
+        },
+        examples=[
+            OpenApiExample(
+                "Book a held time",
+                value={"slot_id": 1234, "hold_token": "9f1c2e0d4b6a48d3a1e5c7b9d2f4a6c8", "reason": "urgent"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        citizen = _citizen(request)
+        ratelimit.hit("book", f"c{citizen.pk}")
+        data = self.BookInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        started = timezone.now()
+        try:
+            appointment = appointment_book(
+                slot_id=d["slot_id"],
+                citizen=citizen,
+                reason=d["reason"],
+                channel=Appointment.Channel.CITIZEN_API,
+                hold_token=d["hold_token"],
+            )
+        except errors.SlotUnavailable as exc:
+            raise _slot_unavailable_with_alternatives(
+                exc, citizen=citizen, slot_id=d["slot_id"], reason=d["reason"]
+            ) from exc
+        # appointment_book returns the first result for a retried hold token: a row created before
+        # this request started is that earlier booking. (Two retries racing each other may both
+        # see 201; both carry the same appointment.)
+        created = appointment.created_at >= started
+        return Response(
+            AppointmentSerializer(appointment).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class AppointmentDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="appointments_get",
+        tags=TAGS_APPOINTMENTS,
+        responses={200: AppointmentSerializer, 401: ERROR_401, 404: ERROR_404_APPOINTMENT},
+    )
+    def get(self, request, appointment_id: int):
+        appointment = appointment_get_for_citizen(citizen=_citizen(request), appointment_id=appointment_id)
+        if appointment is None:
+            raise errors.AppointmentNotFound
+        return Response(AppointmentSerializer(appointment).data)
+
+
+class AppointmentCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        reason = NamedChoiceField(
+            choices=Appointment.CancelReason.choices,
+            component_name="CancelReason",
+            help_text="Why you cancel.",
+        )
+
+        class Meta:
+            ref_name = "CancelRequest"
+
+    @extend_schema(
+        operation_id="appointments_cancel",
+        tags=TAGS_APPOINTMENTS,
+        request=InputSerializer,
+        responses={
+            200: AppointmentSerializer,
+            400: ERROR_400,
+            401: ERROR_401,
+            404: ERROR_404_APPOINTMENT,
+            409: _error(
+                "Already cancelled or over (`not_cancellable`).",
+                _example(
+                    "Not cancellable", 409, "not_cancellable", "This appointment can no longer be cancelled."
+                ),
+            ),
+            422: _error(
+                "Past the clinic's online cancellation cut-off (`cancel_too_late`): call the clinic.",
+                _example(
+                    "Too late",
+                    422,
+                    "cancel_too_late",
+                    "It is too late to cancel online. Please call the clinic.",
+                ),
+            ),
+            429: ERROR_429,
+        },
+    )
+    def post(self, request, appointment_id: int):
+        citizen = _citizen(request)
+        ratelimit.hit("cancel", f"c{citizen.pk}")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        appointment = appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
+        if appointment is None:
+            raise errors.AppointmentNotFound
+        appointment = appointment_cancel(appointment=appointment, reason=data.validated_data["reason"])
+        return Response(AppointmentSerializer(appointment).data)

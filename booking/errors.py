@@ -1,0 +1,98 @@
+"""One error type for every rule a booking can break, mapped to one shape on pages and the API."""
+
+from django.utils.translation import gettext_lazy as _
+
+
+class ApplicationError(Exception):
+    """A rule refused the action. ``code`` is stable for API clients; ``message`` is for people."""
+
+    code = "error"
+    status = 400
+    message = _("The request could not be completed.")
+
+    def __init__(self, message=None, *, extra: dict | None = None) -> None:
+        if message is not None:
+            self.message = message
+        self.extra = extra or {}
+        super().__init__(str(self.code))
+
+
+class SlotUnavailable(ApplicationError):
+    code = "slot_unavailable"
+    status = 409
+    message = _("Sorry, this time was just taken by someone else.")
+
+
+class HoldExpired(ApplicationError):
+    code = "hold_expired"
+    status = 409
+    message = _("Your hold on this time has expired. If it is still free, you can choose it again.")
+
+
+class SlotNotFound(ApplicationError):
+    code = "slot_not_found"
+    status = 404
+    message = _("This time does not exist or is no longer offered.")
+
+
+class NotEligible(ApplicationError):
+    code = "not_eligible"
+    status = 403
+    message = _("This time is reserved for other patients.")
+
+
+class ReasonNotAccepted(ApplicationError):
+    code = "reason_not_accepted"
+    status = 422
+    message = _("This time is not offered for that reason for the visit.")
+
+
+class TooSoon(ApplicationError):
+    code = "too_soon"
+    status = 422
+    message = _("This time is too soon to be booked online. Please call the clinic.")
+
+
+class LimitReached(ApplicationError):
+    code = "limit_reached"
+    status = 422
+    message = _(
+        "You already have the maximum number of upcoming appointments booked online. "
+        "Cancel one before booking another."
+    )
+
+
+class PatientOverlap(ApplicationError):
+    code = "patient_overlap"
+    status = 409
+    message = _("You already have an appointment at that time.")
+
+
+class AppointmentNotFound(ApplicationError):
+    code = "appointment_not_found"
+    status = 404
+    message = _("We could not find this appointment.")
+
+
+class CancelTooLate(ApplicationError):
+    code = "cancel_too_late"
+    status = 422
+    message = _("It is too late to cancel online. Please call the clinic.")
+
+
+class NotCancellable(ApplicationError):
+    code = "not_cancellable"
+    status = 409
+    message = _("This appointment can no longer be cancelled.")
+
+
+class InvalidCancelReason(ApplicationError):
+    code = "invalid_cancel_reason"
+    status = 400
+    message = _("Choose a reason for cancelling from the list.")
+
+
+class Busy(ApplicationError):
+    code = "busy"
+    status = 503
+    message = _("The service is very busy. Please try again in a few seconds.")

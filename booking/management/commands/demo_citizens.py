@@ -1,0 +1,31 @@
+"""Print a few demo insured persons to identify with on the demo (never on real data)."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from citizens.models import Citizen
+from citizens.nam import parse_nam
+
+
+class Command(BaseCommand):
+    help = "Print demo health-insurance cards (DJANGO_DEBUG only) to try the journey."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--count", type=int, default=3)
+
+    def handle(self, *args, count: int, **options):
+        if not settings.DEBUG:
+            raise CommandError("Demo only: set DJANGO_DEBUG=true. Real registries are never printed.")
+        enrolled = Citizen.objects.filter(enrolments__is_active=True, enrolments__gmf__isnull=False).order_by(
+            "pk"
+        )
+        not_enrolled = Citizen.objects.filter(enrolments__isnull=True).order_by("pk")
+        people = [(p, "enrolled") for p in enrolled[:count]] + [(p, "not enrolled") for p in not_enrolled[:1]]
+        if not people:
+            raise CommandError("No demo citizens: run `make run` (or `manage.py seed_demo`) first.")
+        for person, kind in people:
+            self.stdout.write(
+                f"{person.first_name} {person.last_name} | NAM {parse_nam(person.nam).formatted} | "
+                f"sequence {person.card_sequence} | born {person.birth_date:%Y-%m-%d} | "
+                f"postal code {person.postal_code} | {kind}"
+            )

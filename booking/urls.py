@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+app_name = "booking"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("identification/", views.identify, name="identify"),
+    path("fin-de-session/", views.sign_out, name="sign_out"),
+    path("recherche/", views.search, name="search"),
+    path("plages/<int:slot_id>/retenir/", views.hold, name="hold"),
+    path("plages/<int:slot_id>/confirmer/", views.confirm, name="confirm"),
+    path("rendez-vous/", views.mine, name="mine"),
+    path("rendez-vous/retrouver/", views.find, name="find"),
+    path("rendez-vous/<int:appointment_id>/", views.appointment_detail, name="appointment"),
+    path("rendez-vous/<int:appointment_id>/calendrier.ics", views.appointment_calendar, name="calendar"),
+    path("rendez-vous/<int:appointment_id>/annuler/", views.cancel, name="cancel"),
+    path("annulation/<str:token>/", views.cancel_link, name="cancel_link"),
+]

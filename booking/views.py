@@ -1,0 +1,352 @@
+"""Citizen pages: thin callers of the services and selectors. Work without JavaScript."""
+
+from datetime import UTC, datetime
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from citizens.selectors import citizen_care
+from citizens.services import IdentificationFailed, citizen_identify, citizen_update_contact
+from config import ratelimit
+
+from . import errors, selectors, services, session
+from .forms import CancelForm, ConfirmForm, FindForm, IdentifyForm, SearchForm
+from .models import Appointment, Slot
+from .notifications import appointment_ics, cancel_token_read
+
+
+def _steps(current: str) -> dict:
+    return {"step": current}
+
+
+def _next_url(request, default: str) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}):
+        return candidate
+    return default
+
+
+def _require_citizen(request):
+    citizen = session.current_citizen(request)
+    if citizen is None:
+        messages.info(request, _("Please identify yourself with your health insurance card first."))
+    return citizen
+
+
+def home(request):
+    return render(request, "booking/home.html")
+
+
+@require_http_methods(["GET", "POST"])
+def identify(request):
+    form = IdentifyForm(request.POST or None)
+    failed = False
+    if request.method == "POST" and form.is_valid():
+        try:
+            citizen = citizen_identify(**form.cleaned_data, ip=ratelimit.client_ip(request))
+        except IdentificationFailed:
+            failed = True
+        else:
+            session.citizen_sign_in(request, citizen)
+            return redirect(_next_url(request, reverse("booking:search")))
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "booking/identify.html",
+        {"form": form, "failed": failed, "next": _next_url(request, ""), **_steps("identify")},
+        status=status,
+    )
+
+
+@require_POST
+def sign_out(request):
+    session.citizen_sign_out(request)
+    messages.success(request, _("Your session has ended. Your card details are no longer kept."))
+    return redirect("booking:home")
+
+
+def search(request):
+    citizen = _require_citizen(request)
+    if citizen is None:
+        return redirect(f"{reverse('booking:identify')}?next={reverse('booking:search')}")
+    care = citizen_care(citizen=citizen)
+    default_path = selectors.Path.MINE if care.is_enrolled else selectors.Path.NEAR
+    result = None
+    search_error = ""
+    if "reason" in request.GET:
+        form = SearchForm(request.GET)
+        if form.is_valid():
+            data = form.cleaned_data
+            ratelimit.hit("search", f"c{citizen.pk}")
+            query = selectors.SlotQuery(
+                path=data["path"],
+                reason=data["reason"],
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+                time_of_day=data.get("time_of_day") or "",
+                modality=data.get("modality") or "",
+                language=data.get("language") or "",
+                fsa=data.get("postal_code") or "",
+                radius_km=data.get("radius_km") or 25,
+                sort=data.get("sort") or "soonest",
+                page=data.get("page") or 1,
+            )
+            try:
+                result = selectors.slot_search(citizen=citizen, query=query)
+            except selectors.SearchError as exc:
+                search_error = exc.code
+    else:
+        form = SearchForm(initial={"path": default_path, "radius_km": 25, "sort": "soonest"})
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    return render(
+        request,
+        "booking/search.html",
+        {
+            "form": form,
+            "result": result,
+            "care": care,
+            "search_error": search_error,
+            "citizen_fsa": citizen.fsa,
+            "query_string": _query_without_page(request),
+            **_steps("search"),
+        },
+        status=status,
+    )
+
+
+def _query_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+def _slot_or_404(slot_id: int) -> Slot:
+    slot = Slot.objects.select_related("clinic", "practitioner").filter(pk=slot_id).first()
+    if slot is None:
+        raise Http404
+    return slot
+
+
+@require_POST
+def hold(request, slot_id: int):
+    citizen = _require_citizen(request)
+    if citizen is None:
+        return redirect("booking:identify")
+    reason = request.POST.get("reason", "")
+    ratelimit.hit("hold", f"c{citizen.pk}")
+    try:
+        held = services.slot_hold(slot_id=slot_id, citizen=citizen)
+    except errors.ApplicationError as exc:
+        return _unavailable(request, citizen, slot_id, exc, reason)
+    session.hold_remember(
+        request, slot_id=slot_id, token=held.token, expires_ts=held.expires.timestamp(), reason=reason
+    )
+    return redirect("booking:confirm", slot_id=slot_id)
+
+
+def _unavailable(request, citizen, slot_id: int, exc: errors.ApplicationError, reason: str):
+    slot = Slot.objects.select_related("clinic").filter(pk=slot_id).first()
+    alternatives = []
+    if slot is not None and isinstance(exc, errors.SlotUnavailable | errors.HoldExpired):
+        alternatives = selectors.next_free_slots(citizen=citizen, like=slot, reason=reason)
+    return render(
+        request,
+        "booking/unavailable.html",
+        {"error": exc, "alternatives": alternatives, "reason": reason, **_steps("search")},
+        status=exc.status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request, slot_id: int):
+    citizen = _require_citizen(request)
+    if citizen is None:
+        return redirect("booking:identify")
+    held = session.hold_for(request, slot_id)
+    slot = _slot_or_404(slot_id)
+    if held is None:
+        # No hold in this session (a bookmark, another tab): back to choosing.
+        messages.warning(request, _("Choose a time first: it is then held for you for a few minutes."))
+        return redirect("booking:search")
+    expires = datetime.fromtimestamp(held["expires"], tz=UTC)
+    initial = {
+        "reason": held.get("reason") or "",
+        "email": citizen.email,
+        "language": citizen.preferred_language,
+        "hold_token": held["token"],
+    }
+    form = ConfirmForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        ratelimit.hit("book", f"c{citizen.pk}")
+        citizen_update_contact(
+            citizen=citizen,
+            email=data["email"] or citizen.email,
+            mobile=citizen.mobile,
+            language=data["language"],
+        )
+        try:
+            appointment = services.appointment_book(
+                slot_id=slot_id,
+                citizen=citizen,
+                reason=data["reason"],
+                channel=Appointment.Channel.PORTAL,
+                hold_token=data["hold_token"],
+                booked_by_user=request.user if request.user.is_authenticated else None,
+            )
+        except errors.ApplicationError as exc:
+            if isinstance(exc, errors.ReasonNotAccepted):
+                form.add_error("reason", str(exc.message))
+            else:
+                return _unavailable(request, citizen, slot_id, exc, data["reason"])
+        else:
+            request.session.pop(session.HOLD_KEY, None)
+            return redirect("booking:appointment", appointment_id=appointment.pk)
+    seconds_left = max(0, int((expires - timezone.now()).total_seconds()))
+    return render(
+        request,
+        "booking/confirm.html",
+        {
+            "form": form,
+            "slot": slot,
+            "expires": expires,
+            "seconds_left": seconds_left,
+            **_steps("confirm"),
+        },
+        status=400 if form.is_bound and not form.is_valid() else 200,
+    )
+
+
+def _appointment_for_request(request, appointment_id: int) -> Appointment:
+    """The identified citizen's own appointment, or one found with its reference and NAM."""
+    citizen = session.current_citizen(request)
+    appointment = None
+    if citizen is not None:
+        appointment = selectors.appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
+    if appointment is None and appointment_id in session.found_ids(request):
+        appointment = (
+            Appointment.objects.select_related("clinic", "slot__practitioner", "citizen")
+            .filter(pk=appointment_id)
+            .first()
+        )
+    if appointment is None:
+        raise Http404
+    return appointment
+
+
+def appointment_detail(request, appointment_id: int):
+    appointment = _appointment_for_request(request, appointment_id)
+    return render(
+        request,
+        "booking/appointment.html",
+        {
+            "appointment": appointment,
+            "cancellable": selectors.appointment_is_cancellable(appointment),
+            **_steps("done"),
+        },
+    )
+
+
+def appointment_calendar(request, appointment_id: int):
+    appointment = _appointment_for_request(request, appointment_id)
+    response = HttpResponse(appointment_ics(appointment), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="rendez-vous-{appointment.reference}.ics"'
+    return response
+
+
+def mine(request):
+    citizen = session.current_citizen(request)
+    if citizen is None:
+        if request.user.is_authenticated:
+            return redirect("citizens:link_card")
+        return redirect(f"{reverse('booking:identify')}?next={reverse('booking:mine')}")
+    lists = selectors.appointment_list_for_citizen(citizen=citizen)
+    for appointment in lists["upcoming"]:
+        appointment.cancellable = selectors.appointment_is_cancellable(appointment)
+    return render(request, "booking/mine.html", lists)
+
+
+@require_http_methods(["GET", "POST"])
+def cancel(request, appointment_id: int):
+    appointment = _appointment_for_request(request, appointment_id)
+    return _cancel_page(request, appointment, token="")
+
+
+def _cancel_page(request, appointment: Appointment, *, token: str):
+    form = CancelForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        ratelimit.hit("cancel", f"a{appointment.pk}")
+        try:
+            services.appointment_cancel(appointment=appointment, reason=form.cleaned_data["reason"])
+        except errors.ApplicationError as exc:
+            error = exc
+        else:
+            messages.success(
+                request,
+                _("Your appointment %(ref)s is cancelled. The time is offered to someone else.")
+                % {"ref": appointment.reference},
+            )
+            session.found_remember(request, appointment.pk)
+            return redirect("booking:appointment", appointment_id=appointment.pk)
+    return render(
+        request,
+        "booking/cancel.html",
+        {
+            "appointment": appointment,
+            "form": form,
+            "error": error,
+            "cancellable": selectors.appointment_is_cancellable(appointment),
+            "token": token,
+        },
+        status=(error.status if error else (400 if form.is_bound and not form.is_valid() else 200)),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def cancel_link(request, token: str):
+    """The e-mail's cancel link: the GET only shows a page (mail scanners follow links); the POST
+    with the same single-use token (bound to the appointment's version) cancels."""
+    parsed = cancel_token_read(token)
+    appointment = None
+    if parsed:
+        appointment = (
+            Appointment.objects.select_related("clinic", "slot__practitioner", "citizen")
+            .filter(pk=parsed[0], version=parsed[1])
+            .first()
+        )
+    if appointment is None:
+        return render(request, "booking/link_invalid.html", status=404)
+    return _cancel_page(request, appointment, token=token)
+
+
+@require_http_methods(["GET", "POST"])
+def find(request):
+    form = FindForm(request.POST or None)
+    not_found = False
+    if request.method == "POST" and form.is_valid():
+        ip = ratelimit.client_ip(request)
+        wait = ratelimit.peek_exceeded("identify_ip", ip)
+        if wait:
+            raise ratelimit.RateLimited(retry_after=wait)
+        appointment = selectors.appointment_get_by_reference(
+            reference=form.cleaned_data["reference"], nam=form.cleaned_data["nam"]
+        )
+        if appointment is None:
+            ratelimit.hit("identify_ip", ip, raise_when_over=False)
+            not_found = True
+        else:
+            session.found_remember(request, appointment.pk)
+            return redirect("booking:appointment", appointment_id=appointment.pk)
+    return render(
+        request,
+        "booking/find.html",
+        {"form": form, "not_found": not_found},
+        status=400 if request.method == "POST" else 200,
+    )

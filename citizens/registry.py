@@ -1,0 +1,50 @@
+"""The insured-person registry adapter.
+
+On the demo and in tests the registry is the ``Citizen`` table itself. In production RAMQ's
+service replaces :class:`TableRegistry` (setting ``INSURED_PERSON_REGISTRY``) and answers the same
+question: does a card with these details exist, and is it valid today?
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .models import Citizen
+
+
+@dataclass(frozen=True)
+class RegistryRecord:
+    nam: str
+    card_sequence: str
+    first_name: str
+    last_name: str
+    birth_date: date
+    sex: str
+    postal_code: str
+    card_expires: date | None
+
+
+class TableRegistry:
+    def lookup(self, nam: str) -> RegistryRecord | None:
+        row = (
+            Citizen.objects.filter(nam=nam)
+            .values(
+                "nam",
+                "card_sequence",
+                "first_name",
+                "last_name",
+                "birth_date",
+                "sex",
+                "postal_code",
+                "card_expires",
+            )
+            .first()
+        )
+        return RegistryRecord(**row) if row else None
+
+
+def get_registry():
+    path = getattr(settings, "INSURED_PERSON_REGISTRY", "citizens.registry.TableRegistry")
+    return import_string(path)()

@@ -1,0 +1,36 @@
+"""Account pages: an account holder links their health-insurance card once."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from config import ratelimit
+
+from .forms import IdentifyForm
+from .services import IdentificationFailed, citizen_identify, citizen_link_account
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def link_card(request):
+    form = IdentifyForm(request.POST or None)
+    failed = False
+    if request.method == "POST" and form.is_valid():
+        try:
+            citizen = citizen_identify(**form.cleaned_data, ip=ratelimit.client_ip(request))
+        except IdentificationFailed:
+            failed = True
+        else:
+            citizen_link_account(citizen=citizen, user=request.user)
+            messages.success(
+                request, _("Your card is linked to your account. Your appointments appear here.")
+            )
+            return redirect("booking:mine")
+    return render(
+        request,
+        "citizens/link_card.html",
+        {"form": form, "failed": failed},
+        status=400 if request.method == "POST" else 200,
+    )

@@ -1,0 +1,151 @@
+"""Once in a real browser: headless Debian Chromium books a slot end to end in French, and axe-core
+checks every page for serious or critical accessibility violations."""
+
+import os
+import shutil
+import time
+
+import pytest
+
+from booking.models import Appointment, Slot
+from tests.factories import CitizenFactory, FsaFactory, SlotFactory
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"
+    ),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _allow_sync_db_under_playwright():
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are sync.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def server(django_db_setup, live_server):
+    yield live_server
+    # The live server's request threads are daemons that close their database connection only
+    # when the browser's keep-alive socket closes; wait for them so the test database can be
+    # dropped, and end any straggler after a few seconds.
+    from django.db import connection
+
+    sql = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    for _ in range(50):
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(locale="fr-CA", viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def _axe_serious(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    problems = []
+    for violation in results.response.get("violations", []):
+        if violation.get("impact") in ("serious", "critical"):
+            targets = [n.get("target") for n in violation.get("nodes", [])][:3]
+            problems.append(f"{page.url}: {violation['id']} ({violation['impact']}) {targets}")
+    return problems
+
+
+def test_a_citizen_books_a_slot_in_french_in_a_real_browser(server, transactional_db, browser_page, settings):
+    settings.SECURE_SSL_REDIRECT = False
+    FsaFactory()
+    citizen = CitizenFactory()
+    slot = SlotFactory()
+    page = browser_page
+    problems: list[str] = []
+
+    page.goto(server.url + "/")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    problems += _axe_serious(page)
+    page.locator("a.button-primary").click()
+
+    page.wait_for_url("**/identification/**")
+    problems += _axe_serious(page)
+    page.fill("#id_first_name", citizen.first_name)
+    page.fill("#id_last_name", citizen.last_name)
+    page.fill("#id_nam", citizen.nam[:4].lower() + " " + citizen.nam[4:8] + " " + citizen.nam[8:])
+    page.fill("#id_card_sequence", citizen.card_sequence)
+    page.fill("#id_birth_date", citizen.birth_date.isoformat())
+    page.locator("main form button[type=submit]").click()
+
+    page.wait_for_url("**/recherche/**")
+    problems += _axe_serious(page)
+    page.check("#id_path_2")  # near a place I choose
+    page.fill("#id_postal_code", "H2X 1K4")
+    page.locator("form.search-form button[type=submit]").click()
+    page.wait_for_selector(".slot-card")
+    problems += _axe_serious(page)
+    page.locator(".slot-card form button").first.click()
+
+    page.wait_for_url(f"**/plages/{slot.pk}/confirmer/")
+    problems += _axe_serious(page)
+    assert page.locator(".countdown").inner_text().startswith("Temps restant")
+    page.fill("#id_email", "julie@example.org")
+    page.locator("form button.button-primary").click()
+
+    page.wait_for_url("**/rendez-vous/*/")
+    problems += _axe_serious(page)
+    appointment = Appointment.objects.get()
+    assert appointment.reference in page.content()
+    assert appointment.citizen_id == citizen.pk
+    assert Slot.objects.get(pk=slot.pk).status == Slot.Status.BOOKED
+    page.screenshot(path=str(_artifacts() / "booked-fr.png"), full_page=True)
+
+    assert problems == []
+
+
+def _artifacts():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
