@@ -96,3 +96,33 @@ class Busy(ApplicationError):
     code = "busy"
     status = 503
     message = _("The service is very busy. Please try again in a few seconds.")
+
+
+class NonexistentLocalTime(ApplicationError):
+    code = "nonexistent_local_time"
+    status = 400
+    message = _(
+        "This time does not exist in the clinic's time zone: the clocks move forward that night. "
+        "Choose a time after the change."
+    )
+
+
+class AmbiguousLocalTime(ApplicationError):
+    code = "ambiguous_local_time"
+    status = 400
+    message = _(
+        "This time happens twice in the clinic's time zone: the clocks move back that night. "
+        "Choose a time outside the repeated hour."
+    )
+
+
+class PractitionerOverlap(ApplicationError):
+    code = "practitioner_overlap"
+    status = 409
+    message = _("The practitioner already has a slot at that time, in this clinic or another.")
+
+
+class InvalidSlot(ApplicationError):
+    code = "invalid_slot"
+    status = 400
+    message = _("A slot needs a length between 5 minutes and 4 hours and at least one reason.")

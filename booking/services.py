@@ -7,7 +7,8 @@ Slow work (e-mail) is enqueued on commit from the outbox event written in the sa
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -16,9 +17,20 @@ from django.utils import timezone
 
 from citizens.models import Citizen
 from citizens.selectors import citizen_care
+from clinics.models import PractitionerRole
 
 from . import errors
-from .models import OCCUPYING_STATUSES, Appointment, Audience, OutboxEvent, Reason, Slot
+from .models import (
+    OCCUPYING_STATUSES,
+    REASON_BITS,
+    Appointment,
+    Audience,
+    Modality,
+    OutboxEvent,
+    Reason,
+    Slot,
+    reasons_to_mask,
+)
 from .selectors import appointment_is_cancellable
 
 logger = logging.getLogger(__name__)
@@ -322,3 +334,69 @@ def appointment_cancel(
             notify=True,
         )
     return appointment
+
+
+def local_to_utc(*, local: datetime, tz: ZoneInfo) -> datetime:
+    """A clinic's wall-clock time to UTC, refusing the hour that does not exist (spring forward)
+    and the hour that happens twice (fall back) instead of guessing."""
+    if local.tzinfo is not None:
+        local = local.replace(tzinfo=None)
+    first = local.replace(tzinfo=tz, fold=0)
+    second = local.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        # fold=0 and fold=1 disagree: either a gap (the time is skipped) or an overlap (repeated).
+        round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+        if round_trip != local:
+            raise errors.NonexistentLocalTime
+        raise errors.AmbiguousLocalTime
+    return first.astimezone(UTC)
+
+
+def slot_create(
+    *,
+    role: PractitionerRole,
+    local_start: datetime,
+    minutes: int,
+    reasons: list[str],
+    audience: str = Audience.PUBLIC,
+    modality: str = Modality.IN_PERSON,
+    source: str = Slot.Source.WEB_AGENDA,
+    external_id: str = "",
+) -> Slot:
+    """Publish one slot at a clinic's local time (invariants 2, 5 and 6).
+
+    The practitioner may not have another published slot overlapping it, in any clinic: an
+    exclusion constraint on PostgreSQL, checked here first for a clear message (and as the guard on
+    the SQLite demo, where the IMMEDIATE transaction serializes writers).
+    """
+    if not 5 <= minutes <= 240 or not reasons or any(r not in REASON_BITS for r in reasons):
+        raise errors.InvalidSlot
+    start = local_to_utc(local=local_start, tz=role.clinic.tz)
+    end = start + timedelta(minutes=minutes)
+    try:
+        with transaction.atomic():
+            overlap = (
+                Slot.objects.filter(practitioner_id=role.practitioner_id, start__lt=end, end__gt=start)
+                .exclude(status=Slot.Status.CANCELLED)
+                .exists()
+            )
+            if overlap:
+                raise errors.PractitionerOverlap
+            slot = Slot.objects.create(
+                role=role,
+                practitioner_id=role.practitioner_id,
+                clinic_id=role.clinic_id,
+                start=start,
+                end=end,
+                reasons=reasons_to_mask(reasons),
+                audience=audience,
+                modality=modality,
+                source=source,
+                external_id=external_id,
+            )
+            outbox_append(kind="slot.created", clinic_id=role.clinic_id, slot=slot, payload={"version": 1})
+    except IntegrityError as exc:
+        if "slot_no_overlap_per_practitioner" in str(exc):
+            raise errors.PractitionerOverlap from exc
+        raise
+    return slot
