@@ -37,7 +37,11 @@ CASES = [
         {"path": "near", "fsa": "H2X", "radius_km": 25, "sort": "nearest"},
     ),
     ("near G0B (Îles-de-la-Madeleine), 100 km, soonest", {"path": "near", "fsa": "G0B", "radius_km": 100}),
-    ("near J0M (Nunavik), 5 km, no result", {"path": "near", "fsa": "J0M", "radius_km": 5}),
+    (
+        "near G0G (Schefferville), 100 km: no clinic, a recorded miss",
+        {"path": "near", "fsa": "G0G", "radius_km": 100},
+    ),
+    ("near G8L (Dolbeau-Mistassini), 25 km, soonest", {"path": "near", "fsa": "G8L", "radius_km": 25}),
     ("my family doctor", {"path": "mine"}),
     ("my GMF", {"path": "gmf"}),
 ]

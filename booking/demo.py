@@ -6,17 +6,19 @@ timestamps aside): every choice comes from ``random.Random`` streams seeded from
 never from the clock, and slot times are computed from ``start_date`` in each clinic's own time
 zone (so they are right on both sides of a daylight-saving change).
 
-The data is made to respect every invariant the real paths enforce: a slot's practitioner and
-clinic are its role's; a practitioner's published slots never overlap, even across two clinics
-(on PostgreSQL the exclusion constraint checks it while the rows are copied in); a citizen's
-appointments never overlap; each NAM is well formed and agrees with the person's names, birth date
-and sex. It fills an empty database only: the demo table of insured persons *is* the registry, so
-mixing it with other rows would make NAMs collide.
+The data keeps every invariant the real paths keep: a slot's practitioner and clinic are its
+role's; a practitioner's slots never overlap, even across two sites of a GMF (the sites of a GMF
+share a region and a time zone); a citizen's appointments never overlap and number at most two; an
+appointment's reason is one its slot accepts and its citizen is one the slot's audience allows; each
+NAM is well formed and agrees with the person's names, birth date and sex. It fills an empty
+database only: the demo table of insured persons *is* the registry, so mixing it with other rows
+would make NAMs collide.
 
-At provincial size (2,000 clinics, 10,000 practitioners, 60 days: millions of slots) the big tables
-go in with PostgreSQL ``COPY`` inside one transaction; SQLite (the embedded demo) gets batched
-``bulk_create`` with the same rows. No outbox events are written: this is the initial state, not a
-change anyone must be told about.
+At provincial size (2,000 sites, 10,000 practitioners, 60 days: about four million slots) the big
+tables go in with PostgreSQL ``COPY`` inside one transaction, and the slot table's indexes and
+constraints are rebuilt after the load, which re-checks every row (the exclusion constraint is
+most of the time). SQLite (the embedded demo) gets batched ``bulk_create`` with the same rows.
+No outbox events are written: this is the initial state, not a change anyone must be told about.
 """
 
 import math
@@ -55,6 +57,8 @@ BLANC_SABLON = (51.4264, -57.1313)
 CITIZENS_PER_PRACTITIONER = 20
 MAX_CITIZENS = 200_000
 PRACTITIONERS_PER_CLINIC = 5
+# Site sizes before the total is evened out to exactly PRACTITIONERS_PER_CLINIC per site.
+PRACTITIONERS_PER_SITE = {1: 5, 2: 8, 3: 12, 4: 15, 5: 15, 6: 13, 7: 10, 8: 8, 9: 6, 10: 4, 12: 3, 15: 1}
 ENROLLED_SHARE = 0.85
 BATCH = 5_000
 
@@ -452,29 +456,43 @@ def _plan_clinics(
     return gmfs, plans
 
 
+MORNING, AFTERNOON, EVENING, SATURDAY = (
+    (8 * 60, 12 * 60),
+    (13 * 60, 17 * 60),
+    (18 * 60, 21 * 60),
+    (9 * 60, 12 * 60),
+)
+MIN_WEEKLY_SLOTS, MAX_WEEKLY_SLOTS = 30, 60
+
+
 def _plan_sessions(rng: random.Random, plan: PractitionerPlan) -> None:
-    """A weekly pattern of half-days: about 30–60 slots a week, never two at the same time."""
+    """A weekly pattern of half-days worth 30–60 slots: weekday mornings and afternoons, for some an
+    evening or a Saturday morning (mostly walk-in). The half-days are distinct, so a practitioner's
+    slots never overlap, even when the week is split between two sites."""
     slot_minutes = rng.choice((15, 20, 20, 30)) if plan.instance.kind == "doctor" else rng.choice((20, 30))
-    per_half_day = 240 // slot_minutes
-    count = rng.randint(math.ceil(30 / per_half_day), 60 // per_half_day)
-    half_days = rng.sample([(day, half) for day in range(5) for half in (0, 1)], count)
-    sessions = []
-    for day, half in sorted(half_days):
-        kind = "walkin" if rng.random() < 0.2 else "regular"
-        start = 8 * 60 if half == 0 else 13 * 60
-        sessions.append(Session(day, start, start + 240, kind, 0, 15 if kind == "walkin" else slot_minutes))
-    if rng.random() < 0.2:  # an evening clinic, mostly walk-in
-        kind = "walkin" if rng.random() < 0.8 else "regular"
-        sessions.append(
-            Session(rng.randint(0, 3), 18 * 60, 21 * 60, kind, 0, 15 if kind == "walkin" else slot_minutes)
-        )
-    if rng.random() < 0.12:  # Saturday morning
-        sessions.append(Session(5, 9 * 60, 12 * 60, "walkin", 0, 15))
+    candidates = [(day, *MORNING) for day in range(5)] + [(day, *AFTERNOON) for day in range(5)]
+    rng.shuffle(candidates)
+    if rng.random() < 0.2:
+        candidates.insert(rng.randrange(3), (rng.randint(0, 3), *EVENING))
+    if rng.random() < 0.12:
+        candidates.insert(rng.randrange(3), (5, *SATURDAY))
+    target, total, sessions = rng.randint(MIN_WEEKLY_SLOTS, MAX_WEEKLY_SLOTS), 0, []
+    for day, start, end in candidates:
+        if total >= target:
+            break
+        after_hours = day == 5 or start == EVENING[0]
+        walk_in = rng.random() < (0.8 if after_hours else 0.2)
+        length = 15 if walk_in else slot_minutes
+        count = (end - start) // length
+        if total and total + count > MAX_WEEKLY_SLOTS:
+            continue
+        sessions.append(Session(day, start, end, "walkin" if walk_in else "regular", 0, length))
+        total += count
     regular = [s for s in sessions if s.kind == "regular"]
     if regular and plan.instance.kind == "doctor" and rng.random() < 0.25:
         rng.choice(regular).kind = rng.choice(("pregnancy", "child"))
+    sessions.sort(key=lambda s: (s.weekday, s.start))
     if len(plan.clinic_indexes) > 1:
-        # Split the week between the two sites; the half-days are distinct, so no overlap.
         for position, session in enumerate(sessions):
             session.role_position = position % 2
     plan.sessions = sessions
@@ -654,7 +672,6 @@ def demo_seed(
 class Supply:
     clinics: list[ClinicPlan]
     practitioners: list[PractitionerPlan]
-    gmf_ids: list[int]
 
 
 def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: dict) -> Supply:
@@ -666,31 +683,15 @@ def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: d
     _bulk(Clinic, [p.instance for p in clinic_plans])
 
     # Practitioners per site average exactly PRACTITIONERS_PER_CLINIC (2,000 sites: 10,000).
-    pick_size = _picker(
-        rng,
-        [
-            (1, 5),
-            (2, 8),
-            (3, 12),
-            (4, 15),
-            (5, 15),
-            (6, 13),
-            (7, 10),
-            (8, 8),
-            (9, 6),
-            (10, 4),
-            (12, 3),
-            (15, 1),
-        ],
-    )
+    pick_size = _picker(rng, list(PRACTITIONERS_PER_SITE.items()))
     sizes = [pick_size() for _ in clinic_plans]
-    target = PRACTITIONERS_PER_CLINIC * len(clinic_plans)
-    while sum(sizes) != target:
+    target, total = PRACTITIONERS_PER_CLINIC * len(clinic_plans), sum(sizes)
+    while total != target:
         i = rng.randrange(len(sizes))
-        if sum(sizes) > target and sizes[i] > 1:
-            sizes[i] -= 1
-        elif sum(sizes) < target:
-            sizes[i] += 1
+        step = -1 if total > target else 1
+        if sizes[i] + step >= 1:
+            sizes[i] += step
+            total += step
     ramq_numbers = rng.sample(range(100_000, 1_000_000), target)
     pick_languages = _picker(rng, [("fr", 55), ("fr,en", 35), ("fr,en,es", 5), ("en", 5)])
     pick_origin = _picker(rng, [("fr", 75), ("en", 10), ("other", 15)])
@@ -732,7 +733,7 @@ def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: d
     counts.update(
         gmfs=len(gmfs), clinics=len(clinic_plans), practitioners=len(practitioners), roles=len(roles)
     )
-    return Supply(clinic_plans, practitioners, gmf_ids)
+    return Supply(clinic_plans, practitioners)
 
 
 @dataclass
@@ -742,8 +743,8 @@ class Citizens:
     ids: list[int]
     sex: list[str]
     age: list[int]
-    # How many appointments the demo may still give each citizen (0–2); a fifth get none, so that
-    # every demo persona can still book.
+    # How many appointments the demo may still give each citizen (0–2). A fifth get none, so that
+    # plenty of demo citizens start with an empty agenda.
     room: list[int]
     by_practitioner: list[list[int]]  # enrolled citizens per practitioner index
     by_gmf: dict[int, list[int]]  # enrolled citizens per GMF id
@@ -905,19 +906,19 @@ SESSION_REASONS = {
     "pregnancy": [(_R(["pregnancy", "follow_up"]), 60), (_R(["pregnancy"]), 40)],
     "child": [(_R(["child_0_5", "follow_up", "periodic"]), 70), (_R(["child_0_5"]), 30)],
 }
-# Walk-in half-days are public or GMF; the rest mostly the doctor's own patients. Overall about
-# 35% own patients, 25% GMF, 35% public, 5% not offered online.
-_BOOKED_BY_APPOINTMENT = [
-    (Audience.OWN_PATIENTS.value, 50),
-    (Audience.GMF_PATIENTS.value, 21),
-    (Audience.PUBLIC.value, 22),
+# Walk-in half-days are public or GMF; the rest mostly the doctor's own patients (and a site outside
+# any GMF turns "GMF" into "own"). Overall about 35% own patients, 25% GMF, 35% public, 5% not online.
+_SCHEDULED_AUDIENCES = [
+    (Audience.OWN_PATIENTS.value, 45),
+    (Audience.GMF_PATIENTS.value, 25),
+    (Audience.PUBLIC.value, 23),
     (Audience.NOT_ONLINE.value, 7),
 ]
 SESSION_AUDIENCES = {
     "walkin": [(Audience.PUBLIC.value, 65), (Audience.GMF_PATIENTS.value, 35)],
-    "regular": _BOOKED_BY_APPOINTMENT,
-    "pregnancy": _BOOKED_BY_APPOINTMENT,
-    "child": _BOOKED_BY_APPOINTMENT,
+    "regular": _SCHEDULED_AUDIENCES,
+    "pregnancy": _SCHEDULED_AUDIENCES,
+    "child": _SCHEDULED_AUDIENCES,
 }
 _USUAL_MODALITIES = [(Modality.IN_PERSON.value, 78), (Modality.PHONE.value, 16), (Modality.VIDEO.value, 6)]
 SESSION_MODALITIES = {
@@ -1032,10 +1033,8 @@ def _seed_slots(
     booker = _Booker(rng, citizens)
     now = timezone.now().isoformat()
     free, booked, blocked = (s.value for s in (Slot.Status.FREE, Slot.Status.BOOKED, Slot.Status.BLOCKED))
-    gmf_only, public, not_online = (
-        Audience.GMF_PATIENTS.value,
-        Audience.PUBLIC.value,
-        Audience.NOT_ONLINE.value,
+    own, gmf_only, not_online = (
+        a.value for a in (Audience.OWN_PATIENTS, Audience.GMF_PATIENTS, Audience.NOT_ONLINE)
     )
     appointments: list[tuple] = []
 
@@ -1060,7 +1059,7 @@ def _seed_slots(
                 for start, end, start_text, end_text, compact in run(clinic.time_zone, day_index, session):
                     audience = audiences[int(rand() * 1000)]
                     if audience == gmf_only and clinic.gmf_id is None:
-                        audience = public
+                        audience = own  # a site outside any GMF has only its doctors' own patients
                     mask, status = reasons[int(rand() * 1000)], free
                     if rand() < 0.01:
                         status = blocked

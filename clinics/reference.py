@@ -12,9 +12,9 @@ from django.db import transaction
 from clinics.models import Fsa, Region
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-REGIONS_CSV = DATA_DIR / "quebec_health_regions.csv"
-FSA_CENTROIDS_CSV = DATA_DIR / "quebec_fsa_centroids.csv"
-FSA_REGIONS_CSV = DATA_DIR / "quebec_fsa_regions.csv"
+REGIONS_CSV = "quebec_health_regions.csv"
+FSA_CENTROIDS_CSV = "quebec_fsa_centroids.csv"
+FSA_REGIONS_CSV = "quebec_fsa_regions.csv"
 
 
 class ReferenceDataError(ValueError):
@@ -26,18 +26,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{key: (value or "").strip() for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
-def reference_regions_read() -> list[Region]:
-    return [Region(code=row["code"], name_fr=row["name_fr"]) for row in _rows(REGIONS_CSV)]
+def reference_regions_read(*, data_dir: Path = DATA_DIR) -> list[Region]:
+    return [Region(code=row["code"], name_fr=row["name_fr"]) for row in _rows(data_dir / REGIONS_CSV)]
 
 
-def reference_fsas_read(*, region_codes: set[str]) -> list[Fsa]:
-    region_of = {row["fsa"]: row["region_code"] for row in _rows(FSA_REGIONS_CSV)}
+def reference_fsas_read(*, region_codes: set[str], data_dir: Path = DATA_DIR) -> list[Fsa]:
+    region_of = {row["fsa"]: row["region_code"] for row in _rows(data_dir / FSA_REGIONS_CSV)}
     fsas = []
-    for row in _rows(FSA_CENTROIDS_CSV):
+    for row in _rows(data_dir / FSA_CENTROIDS_CSV):
         code = row["fsa"]
         region_code = region_of.get(code)
         if region_code is None:
-            raise ReferenceDataError(f"FSA {code} has no region in {FSA_REGIONS_CSV.name}.")
+            raise ReferenceDataError(f"FSA {code} has no region in {FSA_REGIONS_CSV}.")
         if region_code not in region_codes:
             raise ReferenceDataError(f"FSA {code} refers to unknown region {region_code}.")
         fsas.append(
@@ -53,10 +53,13 @@ def reference_fsas_read(*, region_codes: set[str]) -> list[Fsa]:
 
 
 @transaction.atomic
-def reference_load() -> tuple[int, int]:
-    """Insert or update the 18 health regions and the 422 FSAs; return (regions, fsas) loaded."""
-    regions = reference_regions_read()
-    fsas = reference_fsas_read(region_codes={region.code for region in regions})
+def reference_load(*, data_dir: Path = DATA_DIR) -> tuple[int, int]:
+    """Insert or update the 18 health regions and the 422 FSAs; return (regions, fsas) loaded.
+
+    Both files are read and cross-checked before anything is written, so a bad file changes nothing.
+    """
+    regions = reference_regions_read(data_dir=data_dir)
+    fsas = reference_fsas_read(region_codes={region.code for region in regions}, data_dir=data_dir)
     Region.objects.bulk_create(
         regions, update_conflicts=True, unique_fields=["code"], update_fields=["name_fr"]
     )

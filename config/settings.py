@@ -84,6 +84,7 @@ TEMPLATES = [
 # Database: PostgreSQL in production and in every test; a SQLite file for the embedded demo.
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'demo.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)
     # Writers serialize (BEGIN IMMEDIATE): the booking compare-and-set stays correct on the demo.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 else:
