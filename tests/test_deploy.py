@@ -1,0 +1,45 @@
+"""Production settings: `manage.py check --deploy` is clean with the production variables set, and
+the settings refuse to start without a secret key."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "SECRET_KEY": "x7!Kq2#vLr9@Tz4$Wm8^Pn6&Hb3*Jd5(Fs1)Gc0-Yt_Ue+Ra=Io%Ql",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/rdv",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "ALLOWED_HOSTS": "rdv.example.ca",
+    "DJANGO_DEBUG": "false",
+}
+
+
+def _run(*args, env):
+    # Only what a process needs to run: none of the test run's own settings leak in.
+    clean = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_check_deploy_is_clean_with_production_variables():
+    result = _run("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = _run("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
