@@ -132,6 +132,8 @@ def _base(query: SlotQuery, citizen: Citizen | None, now: datetime) -> QuerySet:
         if query.date_to:
             qs = qs.filter(local_date__lte=query.date_to)
     if query.reason:
+        if query.reason not in REASON_BITS:
+            raise SearchError("reason")
         qs = qs.filter(GreaterThan(F("reasons").bitand(REASON_BITS[query.reason]), 0))
     if query.modality:
         qs = qs.filter(modality=query.modality)
@@ -240,7 +242,12 @@ def slot_search(*, citizen: Citizen | None, query: SlotQuery, now: datetime | No
     rows = [pair[0] for pair in pairs]
     items = [SlotResult(slot=slot, distance_km=km) for slot, km in pairs[:PAGE_SIZE]]
     result = SearchResult(
-        query=query, items=items, page=page, has_next=len(rows) > PAGE_SIZE, care=care, origin=origin
+        query=query,
+        items=items,
+        page=page,
+        has_next=len(rows) > PAGE_SIZE and page < MAX_PAGE,
+        care=care,
+        origin=origin,
     )
     if not items and page == 1:
         _record_miss(query=query, citizen=citizen, origin=origin)

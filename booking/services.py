@@ -86,6 +86,8 @@ def _active_future_online_count(*, citizen: Citizen, now: datetime) -> int:
 
 def _check_online_rules(*, slot: Slot, citizen: Citizen, reason: str | None, now: datetime) -> None:
     """Invariant 3. ``reason`` None skips the reason check (a hold before the reason is final)."""
+    if not slot.clinic.is_active:
+        raise errors.SlotNotFound
     if slot.status != Slot.Status.FREE:
         raise errors.SlotUnavailable
     if not slot_is_eligible(slot=slot, citizen=citizen):
@@ -111,23 +113,28 @@ def slot_hold(*, slot_id: int, citizen: Citizen, now: datetime | None = None) ->
     One hold per citizen: taking a new one releases the previous one in the same transaction. The
     compare-and-set succeeds only if the slot is free and not under someone else's live hold; a
     hold is not a change of the slot's published state, so it neither bumps the version nor writes
-    an outbox event (EMRs never see holds). Holding the same slot again extends it, same token.
+    an outbox event (EMRs never see holds). Holding the same slot again returns the same hold
+    without extending it: a slot cannot be kept out of reach by holding it over and over.
     """
     now = now or timezone.now()
     slot = _get_slot(slot_id)
     _check_online_rules(slot=slot, citizen=citizen, reason=None, now=now)
-    expires = now + timedelta(seconds=settings.BOOKING_HOLD_SECONDS)
     with transaction.atomic():
         _lock_timeout()
-        current = (
-            Slot.objects.filter(pk=slot_id, holder=citizen, hold_expires__gt=now)
-            .values_list("hold_token", flat=True)
-            .first()
-        )
-        token = current or secrets.token_hex(16)
+        # Serializes one citizen's holds, so that parallel requests cannot leave several live holds.
+        Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
         Slot.objects.filter(holder=citizen).exclude(pk=slot_id).update(
             holder=None, hold_expires=None, hold_token=""
         )
+        live = (
+            Slot.objects.filter(pk=slot_id, holder=citizen, hold_expires__gt=now)
+            .values_list("hold_token", "hold_expires")
+            .first()
+        )
+        if live:
+            return Hold(slot_id=slot_id, token=live[0], expires=live[1])
+        token = secrets.token_hex(16)
+        expires = now + timedelta(seconds=settings.BOOKING_HOLD_SECONDS)
         changed = (
             Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE)
             .exclude(_live_hold_by_other(citizen.pk, now))
@@ -197,7 +204,7 @@ def appointment_book(
     now = now or timezone.now()
     online = channel in ONLINE_CHANNELS
     if hold_token:
-        existing = _appointment_for_hold(hold_token, citizen)
+        existing = _appointment_for_hold(hold_token, citizen, slot_id)
         if existing is not None:
             return existing
     try:
@@ -215,8 +222,11 @@ def appointment_book(
             ).exists()
             if overlap:  # also a PostgreSQL exclusion constraint; this gives the friendly message
                 raise errors.PatientOverlap
+            # The token is the retry key only if it is this slot's hold by this citizen (live or not).
+            own_token = bool(hold_token) and slot.holder_id == citizen.pk and slot.hold_token == hold_token
+            # The version in the filter: the rules above were checked on this very version of the slot.
             changed = (
-                Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE)
+                Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE, version=slot.version)
                 .exclude(_live_hold_by_other(citizen.pk, now))
                 .update(
                     status=Slot.Status.BOOKED,
@@ -229,6 +239,8 @@ def appointment_book(
             )
             if changed != 1:
                 raise errors.SlotUnavailable
+            # A booking consumes the citizen's hold, whichever slot it was on.
+            Slot.objects.filter(holder=citizen).update(holder=None, hold_expires=None, hold_token="")
             appointment = Appointment.objects.create(
                 slot=slot,
                 citizen=citizen,
@@ -238,7 +250,7 @@ def appointment_book(
                 reason=reason,
                 channel=channel,
                 booked_by_user=booked_by_user,
-                idempotency_key=hold_token or None,
+                idempotency_key=hold_token if own_token else None,
             )
             outbox_append(
                 kind="appointment.booked",
@@ -252,7 +264,7 @@ def appointment_book(
     except errors.SlotUnavailable:
         if hold_token:
             # A concurrent retry of the same confirmation committed first: same answer as it got.
-            existing = _appointment_for_hold(hold_token, citizen)
+            existing = _appointment_for_hold(hold_token, citizen, slot_id)
             if existing is not None:
                 return existing
             if not _hold_is_live(slot_id, citizen, hold_token, now):
@@ -265,7 +277,7 @@ def appointment_book(
         if "appt_no_overlap_per_citizen" in name:
             raise errors.PatientOverlap from exc
         if "idempotency_key" in name and hold_token:
-            existing = _appointment_for_hold(hold_token, citizen)
+            existing = _appointment_for_hold(hold_token, citizen, slot_id)
             if existing is not None:
                 return existing
         raise errors.SlotUnavailable from exc
@@ -277,8 +289,8 @@ def appointment_book(
     return appointment
 
 
-def _appointment_for_hold(hold_token: str, citizen: Citizen) -> Appointment | None:
-    return Appointment.objects.filter(idempotency_key=hold_token, citizen=citizen).first()
+def _appointment_for_hold(hold_token: str, citizen: Citizen, slot_id: int) -> Appointment | None:
+    return Appointment.objects.filter(idempotency_key=hold_token, citizen=citizen, slot_id=slot_id).first()
 
 
 def _hold_is_live(slot_id: int, citizen: Citizen, hold_token: str, now: datetime) -> bool:
@@ -304,8 +316,11 @@ def appointment_cancel(
         raise errors.InvalidCancelReason
     if appointment.status not in CANCELLABLE_STATUSES:
         raise errors.NotCancellable
-    if not by_clinic and not appointment_is_cancellable(appointment, now=now):
-        raise errors.CancelTooLate
+    if not by_clinic:
+        if appointment.status != Appointment.Status.BOOKED:
+            raise errors.NotCancellable  # once arrived, only the clinic cancels
+        if not appointment_is_cancellable(appointment, now=now):
+            raise errors.CancelTooLate
     new_status = (
         Appointment.Status.CANCELLED_BY_CLINIC if by_clinic else Appointment.Status.CANCELLED_BY_CITIZEN
     )
@@ -324,13 +339,19 @@ def appointment_cancel(
             status=Slot.Status.FREE, version=F("version") + 1, updated_at=now
         )
         appointment.refresh_from_db()
+        slot_version = Slot.objects.filter(pk=appointment.slot_id).values_list("version", flat=True).get()
         outbox_append(
             kind="appointment.cancelled",
             clinic_id=appointment.clinic_id,
             slot=appointment.slot,
             appointment=appointment,
             channel="clinic" if by_clinic else "citizen",
-            payload={"reason": reason, "slot_freed": bool(freed), "appointment_version": appointment.version},
+            payload={
+                "reason": reason,
+                "slot_freed": bool(freed),
+                "slot_version": slot_version,
+                "appointment_version": appointment.version,
+            },
             notify=True,
         )
     return appointment

@@ -13,6 +13,9 @@ FOUND_KEY = "found_appointments"
 
 
 def citizen_sign_in(request, citizen: Citizen) -> None:
+    # Whatever the previous person at this browser held or found is not carried over.
+    for key in (HOLD_KEY, FOUND_KEY):
+        request.session.pop(key, None)
     request.session.cycle_key()  # a new session id once identified: no fixation
     request.session[KEY] = {"id": citizen.pk, "until": int(time.time()) + settings.CITIZEN_SESSION_SECONDS}
 
@@ -46,11 +49,26 @@ def hold_for(request, slot_id: int) -> dict | None:
     return data if data and data.get("slot") == slot_id else None
 
 
-def found_remember(request, appointment_id: int) -> None:
-    found = set(request.session.get(FOUND_KEY, []))
-    found.add(appointment_id)
-    request.session[FOUND_KEY] = sorted(found)[-10:]
+def found_remember(request, appointment_id: int, *, new_session: bool = False) -> None:
+    """Appointments opened with their reference and NAM: reachable from this browser for the same
+    short time as an identification, the most recent ten."""
+    data = _found(request)
+    ids = [i for i in data if i != appointment_id] + [appointment_id]
+    if new_session:
+        request.session.cycle_key()
+    request.session[FOUND_KEY] = {
+        "ids": ids[-10:],
+        "until": int(time.time()) + settings.CITIZEN_SESSION_SECONDS,
+    }
+
+
+def _found(request) -> list[int]:
+    data = request.session.get(FOUND_KEY)
+    if not isinstance(data, dict) or data.get("until", 0) <= time.time():
+        request.session.pop(FOUND_KEY, None)
+        return []
+    return list(data.get("ids", []))
 
 
 def found_ids(request) -> list[int]:
-    return list(request.session.get(FOUND_KEY, []))
+    return _found(request)

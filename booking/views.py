@@ -3,12 +3,15 @@
 from datetime import UTC, datetime
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from citizens.selectors import citizen_care
@@ -17,7 +20,7 @@ from config import ratelimit
 
 from . import errors, selectors, services, session
 from .forms import CancelForm, ConfirmForm, FindForm, IdentifyForm, SearchForm
-from .models import Appointment, Slot
+from .models import Appointment, Reason, Slot
 from .notifications import appointment_ics, cancel_token_read
 
 
@@ -43,6 +46,8 @@ def home(request):
     return render(request, "booking/home.html")
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 @require_http_methods(["GET", "POST"])
 def identify(request):
     form = IdentifyForm(request.POST or None)
@@ -66,11 +71,15 @@ def identify(request):
 
 @require_POST
 def sign_out(request):
+    # Ends everything: the card identification, found appointments, and a signed-in account too.
+    logout(request)
     session.citizen_sign_out(request)
     messages.success(request, _("Your session has ended. Your card details are no longer kept."))
     return redirect("booking:home")
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 def search(request):
     citizen = _require_citizen(request)
     if citizen is None:
@@ -133,12 +142,16 @@ def _slot_or_404(slot_id: int) -> Slot:
     return slot
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 @require_POST
 def hold(request, slot_id: int):
     citizen = _require_citizen(request)
     if citizen is None:
         return redirect("booking:identify")
     reason = request.POST.get("reason", "")
+    if reason not in Reason.values:
+        reason = ""
     ratelimit.hit("hold", f"c{citizen.pk}")
     try:
         held = services.slot_hold(slot_id=slot_id, citizen=citizen)
@@ -163,6 +176,8 @@ def _unavailable(request, citizen, slot_id: int, exc: errors.ApplicationError, r
     )
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 @require_http_methods(["GET", "POST"])
 def confirm(request, slot_id: int):
     citizen = _require_citizen(request)
@@ -185,12 +200,6 @@ def confirm(request, slot_id: int):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         ratelimit.hit("book", f"c{citizen.pk}")
-        citizen_update_contact(
-            citizen=citizen,
-            email=data["email"] or citizen.email,
-            mobile=citizen.mobile,
-            language=data["language"],
-        )
         try:
             appointment = services.appointment_book(
                 slot_id=slot_id,
@@ -206,6 +215,13 @@ def confirm(request, slot_id: int):
             else:
                 return _unavailable(request, citizen, slot_id, exc, data["reason"])
         else:
+            # Saved once the booking succeeded: the address the confirmation is about to go to.
+            citizen_update_contact(
+                citizen=citizen,
+                email=data["email"] or citizen.email,
+                mobile=citizen.mobile,
+                language=data["language"],
+            )
             request.session.pop(session.HOLD_KEY, None)
             return redirect("booking:appointment", appointment_id=appointment.pk)
     seconds_left = max(0, int((expires - timezone.now()).total_seconds()))
@@ -240,6 +256,8 @@ def _appointment_for_request(request, appointment_id: int) -> Appointment:
     return appointment
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 def appointment_detail(request, appointment_id: int):
     appointment = _appointment_for_request(request, appointment_id)
     return render(
@@ -253,6 +271,8 @@ def appointment_detail(request, appointment_id: int):
     )
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 def appointment_calendar(request, appointment_id: int):
     appointment = _appointment_for_request(request, appointment_id)
     response = HttpResponse(appointment_ics(appointment), content_type="text/calendar; charset=utf-8")
@@ -260,6 +280,8 @@ def appointment_calendar(request, appointment_id: int):
     return response
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 def mine(request):
     citizen = session.current_citizen(request)
     if citizen is None:
@@ -272,6 +294,8 @@ def mine(request):
     return render(request, "booking/mine.html", lists)
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 @require_http_methods(["GET", "POST"])
 def cancel(request, appointment_id: int):
     appointment = _appointment_for_request(request, appointment_id)
@@ -309,6 +333,8 @@ def _cancel_page(request, appointment: Appointment, *, token: str):
     )
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 @require_http_methods(["GET", "POST"])
 def cancel_link(request, token: str):
     """The e-mail's cancel link: the GET only shows a page (mail scanners follow links); the POST
@@ -326,6 +352,8 @@ def cancel_link(request, token: str):
     return _cancel_page(request, appointment, token=token)
 
 
+@sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
+@never_cache
 @require_http_methods(["GET", "POST"])
 def find(request):
     form = FindForm(request.POST or None)
@@ -342,7 +370,7 @@ def find(request):
             ratelimit.hit("identify_ip", ip, raise_when_over=False)
             not_found = True
         else:
-            session.found_remember(request, appointment.pk)
+            session.found_remember(request, appointment.pk, new_session=True)
             return redirect("booking:appointment", appointment_id=appointment.pk)
     return render(
         request,

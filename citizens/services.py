@@ -3,7 +3,7 @@
 import unicodedata
 from datetime import date
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from config import ratelimit
@@ -36,16 +36,21 @@ def citizen_identify(
 ) -> Citizen:
     """Return the citizen whose card matches every detail, or raise IdentificationFailed.
 
-    Failures are counted per IP and per NAM; once either is over its limit, RateLimited is raised
-    before any look-up, until the window ends (a success is never counted, so a person who types
-    their card right is not slowed down). A malformed NAM raises NamError first: saying so leaks
-    nothing.
+    Each attempt is counted before the look-up, per address and per card from that address, and
+    taken back when it succeeds: only failures stay counted, concurrent guesses cannot slip past the
+    limit, and a stranger guessing from elsewhere cannot lock a person out of their own card.
+    A malformed NAM raises NamError first: saying so leaks nothing.
     """
     parsed = parse_nam(nam)  # NamError: the form says how to type it
-    for name, ident in (("identify_ip", ip), ("identify_nam", parsed.value)):
-        wait = ratelimit.peek_exceeded(name, ident)
-        if wait:
-            raise ratelimit.RateLimited(retry_after=wait)
+    counted = []
+    try:
+        for name, ident in (("identify_ip", ip), ("identify_nam", f"{parsed.value}|{ip}")):
+            ratelimit.hit(name, ident)
+            counted.append((name, ident))
+    except ratelimit.RateLimited:
+        for name, ident in counted:
+            ratelimit.undo(name, ident)
+        raise
     today = today or timezone.localdate()
     record = get_registry().lookup(parsed.value)
     if (
@@ -56,9 +61,9 @@ def citizen_identify(
         or record.birth_date != birth_date
         or (record.card_expires is not None and record.card_expires < today)
     ):
-        ratelimit.hit("identify_ip", ip, raise_when_over=False)
-        ratelimit.hit("identify_nam", parsed.value, raise_when_over=False)
         raise IdentificationFailed
+    for name, ident in counted:
+        ratelimit.undo(name, ident)
     with transaction.atomic():
         citizen, _ = Citizen.objects.update_or_create(
             nam=record.nam,
@@ -81,11 +86,22 @@ def citizen_update_contact(*, citizen: Citizen, email: str, mobile: str, languag
     return citizen
 
 
+class CardLinkedElsewhere(Exception):  # noqa: N818
+    """The card is already linked to another account: it is never moved silently."""
+
+
 def citizen_link_account(*, citizen: Citizen, user) -> None:
-    """An account holder links a verified card once; a card belongs to one account."""
+    """An account holder links a verified card once; a card belongs to one account, and an
+    account to one card (linking another card replaces the account's previous one)."""
     with transaction.atomic():
         Citizen.objects.filter(account=user).exclude(pk=citizen.pk).update(account=None)
-        Citizen.objects.filter(pk=citizen.pk).update(account=user)
+        linked = (
+            Citizen.objects.filter(pk=citizen.pk)
+            .filter(models.Q(account__isnull=True) | models.Q(account=user))
+            .update(account=user)
+        )
+        if linked != 1:
+            raise CardLinkedElsewhere  # rolls back the unlinking above too
     citizen.account = user
 
 

@@ -2,14 +2,20 @@
 
 Limits slow abusers down; they never lock a person out for long: a window is at most a few minutes,
 and the answer says when to retry. Settings: ``RATE_LIMITS = {"name": "count/seconds"}``.
+
+When Redis is unreachable the limits fail open (the request goes through and a warning is logged):
+Redis holds nothing that cannot be lost, and citizens must keep booking through its outage.
 """
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,49 +28,70 @@ def _parse(rule: str) -> tuple[int, int]:
     return int(count), int(seconds)
 
 
-def _key(name: str, ident: str, window_start: int) -> str:
+def _window(name: str, ident: str) -> tuple[str, int, int, int]:
+    limit, period = _parse(settings.RATE_LIMITS[name])
+    now = int(time.time())
+    window_start = now - now % period
     # The identifier (an IP, a NAM) is hashed: no personal data in cache keys.
     digest = hashlib.sha256(f"{settings.SECRET_KEY}:{ident}".encode()).hexdigest()[:24]
-    return f"rl:{name}:{digest}:{window_start}"
+    return f"rl:{name}:{digest}:{window_start}", limit, period, max(1, window_start + period - now)
+
+
+def _incr(key: str, period: int, delta: int = 1) -> int:
+    if cache.add(key, delta, timeout=period + 1):
+        return delta
+    try:
+        return cache.incr(key, delta)
+    except ValueError:  # the key expired between add and incr
+        cache.add(key, delta, timeout=period + 1)
+        return delta
 
 
 def hit(name: str, ident: str, *, raise_when_over: bool = True) -> None:
     """Count one attempt for ``ident`` under limit ``name``; raise RateLimited when over."""
     if not settings.RATE_LIMIT_ENABLED or not ident:
         return
-    limit, period = _parse(settings.RATE_LIMITS[name])
-    now = int(time.time())
-    window_start = now - now % period
-    key = _key(name, ident, window_start)
-    if cache.add(key, 1, timeout=period + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+    key, limit, period, retry_after = _window(name, ident)
+    try:
+        count = _incr(key, period)
+    except Exception:  # noqa: BLE001 - any cache failure: let the person through
+        logger.warning("rate limit store unavailable; failing open", extra={"limit": name})
+        return
     if count > limit and raise_when_over:
-        raise RateLimited(retry_after=max(1, window_start + period - now))
+        raise RateLimited(retry_after=retry_after)
+
+
+def undo(name: str, ident: str) -> None:
+    """Take back one attempt counted by ``hit`` (a success that should not count)."""
+    if not settings.RATE_LIMIT_ENABLED or not ident:
+        return
+    key, _limit, period, _retry = _window(name, ident)
+    try:
+        cache.decr(key)
+    except Exception:  # noqa: BLE001 - expired key or cache down: nothing to take back
+        return
 
 
 def peek_exceeded(name: str, ident: str) -> int | None:
     """Seconds to wait if ``ident`` is already over the limit, without counting an attempt."""
     if not settings.RATE_LIMIT_ENABLED or not ident:
         return None
-    limit, period = _parse(settings.RATE_LIMITS[name])
-    now = int(time.time())
-    window_start = now - now % period
-    count = cache.get(_key(name, ident, window_start)) or 0
-    if count >= limit:
-        return max(1, window_start + period - now)
-    return None
+    key, limit, _period, retry_after = _window(name, ident)
+    try:
+        count = cache.get(key) or 0
+    except Exception:  # noqa: BLE001
+        logger.warning("rate limit store unavailable; failing open", extra={"limit": name})
+        return None
+    return retry_after if count >= limit else None
 
 
 def client_ip(request) -> str:
-    # Behind the load balancer the first X-Forwarded-For hop is the client; the proxy overwrites it.
-    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+    """The client's address. Behind ``TRUSTED_PROXY_COUNT`` proxies that each append the address
+    they saw to X-Forwarded-For, the client is that many hops from the right; anything further
+    left was written by the client and is ignored."""
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops > 0:
+        forwarded = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
     return request.META.get("REMOTE_ADDR", "")

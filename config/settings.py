@@ -171,10 +171,15 @@ STORAGES = {
 # E-mail: console by default (demo); EMAIL_URL (smtp://…) in production.
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
-else:
+elif DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    # Citizen e-mail carries cancel links: never let production print it to the logs by default.
+    raise ImproperlyConfigured("EMAIL_URL must be set when DJANGO_DEBUG is off (smtp+tls://…).")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rendez-vous santé <ne-pas-repondre@rdv.example>")
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
+if not SITE_URL:
+    raise ImproperlyConfigured("SITE_URL must be set when DJANGO_DEBUG is off (links in e-mail).")
 
 # Security. Production values are the defaults; the demo relaxes only what plain HTTP needs.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -217,8 +222,10 @@ CITIZEN_API_TOKEN_SECONDS = env.int("CITIZEN_API_TOKEN_SECONDS", default=30 * 60
 
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {
-    "identify_ip": env.str("RATE_LIMIT_IDENTIFY_IP", default="30/600"),
-    "identify_nam": env.str("RATE_LIMIT_IDENTIFY_NAM", default="5/900"),
+    # Failed card checks: per address, and per card from one address (a stranger elsewhere cannot
+    # lock a person out of their own card).
+    "identify_ip": env.str("RATE_LIMIT_IDENTIFY_IP", default="60/600"),
+    "identify_nam": env.str("RATE_LIMIT_IDENTIFY_NAM", default="5/600"),
     "search": env.str("RATE_LIMIT_SEARCH", default="60/60"),
     "hold": env.str("RATE_LIMIT_HOLD", default="20/60"),
     "book": env.str("RATE_LIMIT_BOOK", default="10/60"),
@@ -233,4 +240,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+# How many proxies (load balancers) in front of the app append to X-Forwarded-For; 0 = none.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

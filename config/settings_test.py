@@ -7,6 +7,8 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-01234567
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rdv")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("EMAIL_URL", "consolemail://")
+os.environ.setdefault("SITE_URL", "http://testserver")
 
 from .settings import *  # noqa: E402,F403
 

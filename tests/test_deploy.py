@@ -15,6 +15,8 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "ALLOWED_HOSTS": "rdv.example.ca",
     "DJANGO_DEBUG": "false",
+    "EMAIL_URL": "smtp+tls://rdv:secret@smtp.example.ca:587",
+    "SITE_URL": "https://rdv.example.ca",
 }
 
 
@@ -43,3 +45,11 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     result = _run("check", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_settings_refuse_to_start_without_e_mail_or_site_url():
+    for missing in ("EMAIL_URL", "SITE_URL"):
+        env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
+        result = _run("check", env=env)
+        assert result.returncode != 0
+        assert f"{missing} must be set" in result.stderr

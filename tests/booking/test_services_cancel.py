@@ -174,7 +174,12 @@ def test_cancelling_bumps_both_versions_and_writes_one_outbox_event(booked):
         booked.clinic_id,
     )
     assert event.channel == "citizen"
-    assert event.payload == {"reason": "cannot_attend", "slot_freed": True, "appointment_version": 2}
+    assert event.payload == {
+        "reason": "cannot_attend",
+        "slot_freed": True,
+        "slot_version": slot_version + 1,
+        "appointment_version": 2,
+    }
     assert event.notify_state == OutboxEvent.NotifyState.PENDING
 
 

@@ -93,3 +93,14 @@ def test_another_account_does_not_see_my_appointments(client, citizen):
     client.force_login(stranger)
     assert appointment.reference not in client.get(reverse("booking:mine")).content.decode()
     assert client.get(reverse("booking:appointment", args=[appointment.pk])).status_code == 404
+
+
+def test_a_card_linked_to_another_account_is_never_moved_silently(client, citizen):
+    owner = UserFactory()
+    Citizen.objects.filter(pk=citizen.pk).update(account=owner)
+    intruder = UserFactory()
+    client.force_login(intruder)
+    response = client.post(reverse("citizens:link_card"), identify_payload(citizen))
+    assert response.status_code == 400
+    assert "811" in response.content.decode()
+    assert Citizen.objects.get(pk=citizen.pk).account == owner
