@@ -36,15 +36,22 @@ def citizen_identify(
 ) -> Citizen:
     """Return the citizen whose card matches every detail, or raise IdentificationFailed.
 
-    Each attempt is counted before the look-up, per address and per card from that address, and
-    taken back when it succeeds: only failures stay counted, concurrent guesses cannot slip past the
-    limit, and a stranger guessing from elsewhere cannot lock a person out of their own card.
+    Each attempt is counted before the look-up and taken back when it succeeds, so only failures
+    stay counted and concurrent guesses cannot slip past a limit. Three limits: per address; per
+    card from one address (tight: a person mistyping is slowed, a stranger elsewhere is not felt);
+    per card from anywhere (loose: it stops guessing the sequence number from many addresses, at
+    the cost that a determined stranger can delay the real person by one window, a few minutes).
     A malformed NAM raises NamError first: saying so leaks nothing.
     """
     parsed = parse_nam(nam)  # NamError: the form says how to type it
     counted = []
+    limits = (
+        ("identify_ip", ip),
+        ("identify_nam", f"{parsed.value}|{ip}"),
+        ("identify_nam_any", parsed.value),
+    )
     try:
-        for name, ident in (("identify_ip", ip), ("identify_nam", f"{parsed.value}|{ip}")):
+        for name, ident in limits:
             ratelimit.hit(name, ident)
             counted.append((name, ident))
     except ratelimit.RateLimited:

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
     "allauth",
     "allauth.account",
     "clinics",
@@ -212,6 +213,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Booking rules (defaults; clinics override notice and cut-off on their own row).
@@ -226,6 +230,7 @@ RATE_LIMITS = {
     # lock a person out of their own card).
     "identify_ip": env.str("RATE_LIMIT_IDENTIFY_IP", default="60/600"),
     "identify_nam": env.str("RATE_LIMIT_IDENTIFY_NAM", default="5/600"),
+    "identify_nam_any": env.str("RATE_LIMIT_IDENTIFY_NAM_ANY", default="20/600"),
     "search": env.str("RATE_LIMIT_SEARCH", default="60/60"),
     "hold": env.str("RATE_LIMIT_HOLD", default="20/60"),
     "book": env.str("RATE_LIMIT_BOOK", default="10/60"),

@@ -32,12 +32,17 @@ def _allow_sync_db_under_playwright():
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture
-def server(django_db_setup, live_server):
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker, live_server):
     yield live_server
-    # The live server's request threads are daemons that close their database connection only
-    # when the browser's keep-alive socket closes; wait for them so the test database can be
-    # dropped, and end any straggler after a few seconds.
+    with django_db_blocker.unblock():
+        _wait_for_live_server_connections()
+
+
+def _wait_for_live_server_connections():
+    # At the end of the session: the live server's request threads are daemons that close their
+    # database connection only when the browser's keep-alive socket closes; wait for them so the
+    # test database can be dropped, and end any straggler after a few seconds.
     from django.db import connection
 
     sql = (
@@ -149,3 +154,44 @@ def _artifacts():
     path = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def test_error_states_and_english_pages_pass_axe(server, transactional_db, browser_page, settings):
+    settings.SECURE_SSL_REDIRECT = False
+    FsaFactory()
+    citizen = CitizenFactory()
+    page = browser_page
+    problems: list[str] = []
+    page.goto(server.url + "/")
+    page.locator("form.lang-switch button").click()  # to English, without JavaScript needed
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
+    problems += _axe_serious(page)
+
+    page.goto(server.url + "/identification/")
+    page.locator("main form button[type=submit]").click()  # everything empty: the error summary
+    assert page.locator("#error-summary").count() == 1
+    problems += _axe_serious(page)
+    page.fill("#id_first_name", citizen.first_name)
+    page.fill("#id_last_name", citizen.last_name)
+    page.fill("#id_nam", citizen.nam)
+    page.fill("#id_card_sequence", "99")  # wrong: the generic message and where else to get care
+    page.fill("#id_birth_date", citizen.birth_date.isoformat())
+    page.locator("main form button[type=submit]").click()
+    assert "811" in page.content()
+    problems += _axe_serious(page)
+
+    page.fill("#id_card_sequence", citizen.card_sequence)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url("**/recherche/**")
+    page.fill("#id_postal_code", "H2X")
+    page.select_option("#id_radius_km", "5")
+    page.locator("form.search-form button[type=submit]").click()  # no slot at all: suggestions
+    assert "811" in page.content()
+    problems += _axe_serious(page)
+
+    page.goto(server.url + "/rendez-vous/")
+    problems += _axe_serious(page)
+    page.goto(server.url + "/rendez-vous/retrouver/")
+    problems += _axe_serious(page)
+    assert problems == []

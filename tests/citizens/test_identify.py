@@ -245,3 +245,17 @@ def test_successes_are_never_counted_toward_the_limits(helene, settings):
     fail_once(helene)
     with pytest.raises(RateLimited):
         citizen_identify(**details(helene))
+
+
+def test_guessing_one_card_from_many_addresses_is_stopped_by_the_per_card_limit(helene, settings):
+    settings.RATE_LIMITS = {
+        **settings.RATE_LIMITS,
+        "identify_nam": "3/600",
+        "identify_nam_any": "6/600",
+        "identify_ip": "100/600",
+    }
+    for i in range(6):
+        fail_once(helene, ip=f"192.0.2.{i + 1}")
+    with pytest.raises(RateLimited) as caught:
+        citizen_identify(**details(helene, ip="192.0.2.99"))
+    assert 0 < caught.value.retry_after <= 600
