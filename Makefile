@@ -7,7 +7,7 @@ RUN_ENV := DJANGO_DEBUG=true
 DEMO_ARGS ?= --clinics 40 --days 14 --seed 1
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format messages compilemessages migrations-check services browser bench audit clean
+.PHONY: help install run test lint format messages compilemessages migrations-check services browser bench clean
 
 help:
 	@echo "make run     the product with demo data on http://127.0.0.1:8000/"
@@ -55,7 +55,7 @@ migrations-check: .venv/.installed
 	$(RUN_ENV) $(PY) manage.py makemigrations --check --dry-run
 
 bench: install services
-	$(PY) bench/run.py
+	@bash bench/run.sh
 
 clean:
 	rm -rf var .venv
