@@ -29,6 +29,8 @@ run: install
 	@mkdir -p var
 	$(RUN_ENV) $(PY) manage.py migrate --no-input -v 0
 	$(RUN_ENV) $(PY) manage.py seed_demo $(DEMO_ARGS) --if-empty
+	@echo "Demo health-insurance cards to identify with (demo data only):"
+	@$(RUN_ENV) $(PY) manage.py demo_citizens
 	$(RUN_ENV) $(PY) manage.py runserver 127.0.0.1:8000
 
 services:
@@ -43,6 +45,7 @@ test: install services browser
 lint: .venv/.installed
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy booking citizens clinics config sync
 
 format: .venv/.installed
 	.venv/bin/ruff check --fix .

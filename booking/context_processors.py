@@ -1,7 +1,9 @@
+from django.http import HttpRequest
+
 from .session import current_citizen, found_ids
 
 
-def citizen(request):
+def citizen(request: HttpRequest) -> dict[str, object]:
     """The identified citizen's first name for the page header; nothing else of theirs. A session
     that only opened an appointment by its reference still gets the "end my session" button."""
     person = current_citizen(request)

@@ -2,9 +2,14 @@
 
 import zoneinfo
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
+
+if TYPE_CHECKING:
+    from django.db.models.sql.compiler import SQLCompiler, _AsSqlType
 
 
 class LocalHour(models.Func):
@@ -13,7 +18,9 @@ class LocalHour(models.Func):
     output_field = models.IntegerField()
     arity = 2
 
-    def as_postgresql(self, compiler, connection, **extra_context):
+    def as_postgresql(
+        self, compiler: "SQLCompiler", connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> "_AsSqlType":
         return self.as_sql(
             compiler,
             connection,
@@ -22,7 +29,9 @@ class LocalHour(models.Func):
             **extra_context,
         )
 
-    def as_sqlite(self, compiler, connection, **extra_context):
+    def as_sqlite(
+        self, compiler: "SQLCompiler", connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> "_AsSqlType":
         return self.as_sql(compiler, connection, function="rdv_local_hour", **extra_context)
 
 
@@ -32,7 +41,9 @@ class LocalDate(models.Func):
     output_field = models.DateField()
     arity = 2
 
-    def as_postgresql(self, compiler, connection, **extra_context):
+    def as_postgresql(
+        self, compiler: "SQLCompiler", connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> "_AsSqlType":
         return self.as_sql(
             compiler,
             connection,
@@ -41,30 +52,32 @@ class LocalDate(models.Func):
             **extra_context,
         )
 
-    def as_sqlite(self, compiler, connection, **extra_context):
+    def as_sqlite(
+        self, compiler: "SQLCompiler", connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> "_AsSqlType":
         return self.as_sql(compiler, connection, function="rdv_local_date", **extra_context)
 
 
-def _sqlite_local(value, tz):
+def _sqlite_local(value: str, tz: str) -> datetime:
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
     return moment.astimezone(zoneinfo.ZoneInfo(tz))
 
 
-def _sqlite_local_date(value, tz):
+def _sqlite_local_date(value: str | None, tz: str | None) -> str | None:
     if value is None or tz is None:
         return None
     return _sqlite_local(value, tz).date().isoformat()
 
 
-def _sqlite_local_hour(value, tz):
+def _sqlite_local_hour(value: str | None, tz: str | None) -> int | None:
     if value is None or tz is None:
         return None
     return _sqlite_local(value, tz).hour
 
 
-def _on_connection(sender, connection, **kwargs):
+def _on_connection(sender: object, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     if connection.vendor == "sqlite":
         connection.connection.create_function("rdv_local_hour", 2, _sqlite_local_hour, deterministic=True)
         connection.connection.create_function("rdv_local_date", 2, _sqlite_local_date, deterministic=True)

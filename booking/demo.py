@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -63,6 +64,12 @@ ENROLLED_SHARE = 0.85
 BATCH = 5_000
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
+Row = tuple[str, ...]
+Counts = dict[str, int | float]
+# (practitioner id, slot start, citizen id, clinic id, start text, end text, reason, channel, external id)
+AppointmentRow = tuple[int, datetime, int, int, str, str, str, str, str]
 
 
 class DemoDataError(RuntimeError):
@@ -300,10 +307,10 @@ def _slug(name: str) -> str:
     return "".join(c for c in decomposed.lower() if "a" <= c <= "z" or c == "-")
 
 
-def _table(weighted: Sequence[tuple[object, float]], size: int = 1000) -> list:
+def _table(weighted: Sequence[tuple[T, float]], size: int = 1000) -> list[T]:
     """A lookup table for weighted draws: ``table[int(random() * len(table))]`` (0.1% resolution)."""
     total = sum(weight for _, weight in weighted)
-    table: list = []
+    table: list[T] = []
     cumulative = 0.0
     for item, weight in weighted:
         cumulative += weight
@@ -311,7 +318,7 @@ def _table(weighted: Sequence[tuple[object, float]], size: int = 1000) -> list:
     return table
 
 
-def _picker(rng: random.Random, weighted: Sequence[tuple[object, float]]) -> Callable[[], object]:
+def _picker(rng: random.Random, weighted: Sequence[tuple[T, float]]) -> Callable[[], T]:
     table, rand = _table(weighted), rng.random
     size = len(table)
     return lambda: table[int(rand() * size)]
@@ -508,22 +515,33 @@ def _is_holiday(day: date) -> bool:
 NULL = "\\N"  # COPY's text-format null; the SQLite path turns it back into None
 
 
+def _columns(model: type[models.Model], field_names: Sequence[str]) -> list[tuple[str, str]]:
+    """(attname, column) of each named field; each must be a column of the model's table."""
+    columns = []
+    for name in field_names:
+        model_field = model._meta.get_field(name)
+        if not isinstance(model_field, models.Field) or model_field.column is None:
+            raise ValueError(f"{model.__name__}.{name} is not a column")
+        columns.append((model_field.attname, model_field.column))
+    return columns
+
+
 @contextmanager
-def _row_writer(model: type[models.Model], field_names: Sequence[str]) -> Iterator[Callable[[tuple], None]]:
+def _row_writer(model: type[models.Model], field_names: Sequence[str]) -> Iterator[Callable[[Row], None]]:
     """Append rows of strings (``NULL`` for none) in ``field_names`` order: COPY on PostgreSQL,
     batched bulk_create elsewhere. The values come from this module's own lists, so they never
     hold a tab, a newline or a backslash that COPY would need escaped."""
-    fields = [model._meta.get_field(name) for name in field_names]
+    fields = _columns(model, field_names)
     if connection.vendor == "postgresql":
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in fields)
+        columns = ", ".join(quote(column) for _, column in fields)
         lines: list[str] = []
         with (
             connection.cursor() as cursor,
             cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
         ):
 
-            def write_line(row: tuple) -> None:
+            def write_line(row: Row) -> None:
                 lines.append("\t".join(row))
                 if len(lines) >= BATCH:
                     copy.write("\n".join(lines) + "\n")
@@ -533,19 +551,19 @@ def _row_writer(model: type[models.Model], field_names: Sequence[str]) -> Iterat
             if lines:
                 copy.write("\n".join(lines) + "\n")
         return
-    attnames = [f.attname for f in fields]
+    attnames = [attname for attname, _ in fields]
     batch: list[models.Model] = []
 
-    def write(row: tuple) -> None:
+    def write(row: Row) -> None:
         values = (None if value == NULL else value for value in row)
         batch.append(model(**dict(zip(attnames, values, strict=True))))
         if len(batch) >= BATCH:
-            model.objects.bulk_create(batch)
+            model._default_manager.bulk_create(batch)
             batch.clear()
 
     yield write
     if batch:
-        model.objects.bulk_create(batch)
+        model._default_manager.bulk_create(batch)
 
 
 @contextmanager
@@ -595,8 +613,8 @@ def _indexes_built_after(model: type[models.Model]) -> Iterator[None]:
             )
 
 
-def _bulk(model: type[models.Model], objects: list) -> list:
-    return model.objects.bulk_create(objects, batch_size=BATCH)
+def _bulk(model: type[M], objects: list[M]) -> list[M]:
+    return model._default_manager.bulk_create(objects, batch_size=BATCH)
 
 
 # --- the generator ---------------------------------------------------------------------------------
@@ -625,7 +643,7 @@ def demo_seed(
         raise ValueError("clinics and days must be at least 1")
     started = time.monotonic()
     reference_load()
-    counts: dict[str, int | float] = dict.fromkeys(
+    counts: Counts = dict.fromkeys(
         ("clinics", "gmfs", "practitioners", "roles", "citizens", "enrolments", "slots", "appointments"), 0
     )
     if if_empty and demo_is_seeded():
@@ -674,7 +692,7 @@ class Supply:
     practitioners: list[PractitionerPlan]
 
 
-def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: dict) -> Supply:
+def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: Counts) -> Supply:
     rng = random.Random(f"rdv-demo-{seed}-supply")
     gmfs, clinic_plans = _plan_clinics(rng, fsas, clinics)
     gmf_ids = [g.pk for g in _bulk(Gmf, gmfs)]
@@ -715,12 +733,13 @@ def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: d
                 languages=languages,
             )
             indexes = [clinic_index]
-            siblings = sites_of_gmf.get(clinic_plans[clinic_index].gmf_index, [])
+            gmf_index = clinic_plans[clinic_index].gmf_index
+            siblings = sites_of_gmf.get(gmf_index, []) if gmf_index is not None else []
             if len(siblings) > 1 and rng.random() < 0.08:
                 indexes.append(rng.choice([s for s in siblings if s != clinic_index]))
-            plan = PractitionerPlan(practitioner, indexes)
-            _plan_sessions(rng, plan)
-            practitioners.append(plan)
+            practitioner_plan = PractitionerPlan(practitioner, indexes)
+            _plan_sessions(rng, practitioner_plan)
+            practitioners.append(practitioner_plan)
     _bulk(Practitioner, [p.instance for p in practitioners])
     roles = [
         PractitionerRole(practitioner_id=p.instance.pk, clinic_id=clinic_plans[i].instance.pk)
@@ -752,7 +771,7 @@ class Citizens:
 
 
 def _seed_citizens(
-    *, seed: int, start_date: date, fsas: dict[str, FsaInfo], supply: Supply, counts: dict
+    *, seed: int, start_date: date, fsas: dict[str, FsaInfo], supply: Supply, counts: Counts
 ) -> Citizens:
     rng = random.Random(f"rdv-demo-{seed}-citizens")
     practitioners = supply.practitioners
@@ -848,14 +867,14 @@ def _seed_citizens(
                 enrolment_rows.append((nam, home, clinic.instance.gmf_id, since.isoformat()))
     ids_by_nam = dict(Citizen.objects.values_list("nam", "id"))
     with _row_writer(Enrolment, ("citizen", "practitioner", "gmf", "is_active", "since")) as write:
-        for nam, home, gmf_id, since in enrolment_rows:
+        for nam, home, gmf_id, since_text in enrolment_rows:
             write(
                 (
                     str(ids_by_nam[nam]),
                     str(home.instance.pk),
                     NULL if gmf_id is None else str(gmf_id),
                     "t",
-                    since,
+                    since_text,
                 )
             )
     by_practitioner: list[list[int]] = [[] for _ in practitioners]
@@ -959,7 +978,7 @@ class _Booker:
         if audience == Audience.OWN_PATIENTS:
             return self.citizens.by_practitioner[practitioner_index]
         if audience == Audience.GMF_PATIENTS:
-            return self.citizens.by_gmf.get(gmf_id, [])
+            return self.citizens.by_gmf.get(gmf_id, []) if gmf_id is not None else []
         return self.citizens.by_clinic[clinic_index]
 
     def fits(self, reason: str, n: int) -> bool:
@@ -998,14 +1017,14 @@ def _seed_slots(
     days: int,
     supply: Supply,
     citizens: Citizens,
-    counts: dict,
+    counts: Counts,
     say: Progress,
 ) -> None:
     rng = random.Random(f"rdv-demo-{seed}-slots")
     rand = rng.random
     zones = {tz: zoneinfo.ZoneInfo(tz) for tz in {c.instance.time_zone for c in supply.clinics}}
     dates = [start_date + timedelta(days=i) for i in range(days)]
-    runs: dict[tuple, list[tuple[datetime, datetime, str, str, str]]] = {}
+    runs: dict[tuple[str, int, int, int, int], list[tuple[datetime, datetime, str, str, str]]] = {}
 
     def run(tz: str, day_index: int, session: Session) -> list[tuple[datetime, datetime, str, str, str]]:
         """The slots of one half-day: (start, end, start text, end text, compact start), in UTC.
@@ -1036,7 +1055,7 @@ def _seed_slots(
     own, gmf_only, not_online = (
         a.value for a in (Audience.OWN_PATIENTS, Audience.GMF_PATIENTS, Audience.NOT_ONLINE)
     )
-    appointments: list[tuple] = []
+    appointments: list[AppointmentRow] = []
 
     def practitioner_rows(index: int, plan: PractitionerPlan) -> Iterator[tuple[str, ...]]:
         practitioner_id, ramq = plan.instance.pk, plan.instance.ramq_number
@@ -1094,7 +1113,7 @@ def _seed_slots(
     counts.update(slots=slots, appointments=len(appointments))
 
 
-def _write_appointments(rng: random.Random, appointments: list[tuple], now: str) -> None:
+def _write_appointments(rng: random.Random, appointments: list[AppointmentRow], now: str) -> None:
     slot_ids = {
         (practitioner_id, start): pk
         for practitioner_id, start, pk in Slot.objects.filter(status=Slot.Status.BOOKED).values_list(

@@ -1,6 +1,11 @@
 """One error type for every rule a booking can break, mapped to one shape on pages and the API."""
 
+from typing import TYPE_CHECKING, Any
+
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class ApplicationError(Exception):
@@ -8,9 +13,9 @@ class ApplicationError(Exception):
 
     code = "error"
     status = 400
-    message = _("The request could not be completed.")
+    message: "StrOrPromise" = _("The request could not be completed.")
 
-    def __init__(self, message=None, *, extra: dict | None = None) -> None:
+    def __init__(self, message: "StrOrPromise | None" = None, *, extra: dict[str, Any] | None = None) -> None:
         if message is not None:
             self.message = message
         self.extra = extra or {}

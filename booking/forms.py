@@ -2,9 +2,11 @@
 
 import re
 from datetime import timedelta
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from citizens.forms import AccessibleFormMixin, DateInput, IdentifyForm, nam_error_message
@@ -14,12 +16,12 @@ from .models import Appointment, Modality, Reason
 from .selectors import MAX_DAYS_AHEAD, RADII_KM, TIME_OF_DAY, Path, fsa_get
 
 
-def _radius_choices():
+def _radius_choices() -> list[tuple[int, str]]:
     # A callable, evaluated at render time in the active language.
     return [(r, _("Within %(km)s km") % {"km": r}) for r in RADII_KM]
 
 
-def _blank_choice(choices, label):
+def _blank_choice(choices: list[tuple[str, Any]], label: Promise) -> list[tuple[str, Any]]:
     return [("", label), *choices]
 
 
@@ -86,7 +88,7 @@ class SearchForm(AccessibleFormMixin, forms.Form):
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=50, widget=forms.HiddenInput)
 
-    def clean_postal_code(self):
+    def clean_postal_code(self) -> str:
         raw = (self.cleaned_data.get("postal_code") or "").upper().replace(" ", "").replace("-", "")
         if not raw:
             return ""
@@ -99,8 +101,8 @@ class SearchForm(AccessibleFormMixin, forms.Form):
             )
         return raw[:3]
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = cast(dict[str, Any], super().clean())  # BaseForm.clean returns cleaned_data, never None
         today = timezone.localdate()
         date_from, date_to = data.get("date_from"), data.get("date_to")
         if date_from and date_from < today:
@@ -152,7 +154,7 @@ class FindForm(AccessibleFormMixin, forms.Form):
     )
     nam = IdentifyForm.base_fields["nam"]
 
-    def clean_nam(self):
+    def clean_nam(self) -> str:
         try:
             return parse_nam(self.cleaned_data["nam"]).value
         except NamError as exc:

@@ -5,6 +5,8 @@ every booking path reads and writes with one compare-and-set UPDATE.
 """
 
 import secrets
+from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
@@ -28,7 +30,7 @@ REASON_BITS: dict[str, int] = {code: 1 << i for i, code in enumerate(Reason.valu
 ALL_REASONS_MASK = sum(REASON_BITS.values())
 
 
-def reasons_to_mask(codes) -> int:
+def reasons_to_mask(codes: Iterable[str]) -> int:
     return sum(REASON_BITS[c] for c in set(codes))
 
 
@@ -147,10 +149,10 @@ class Slot(models.Model):
     def accepts(self, reason: str) -> bool:
         return bool(self.reasons & REASON_BITS.get(reason, 0))
 
-    def local_start(self):
+    def local_start(self) -> datetime:
         return self.start.astimezone(self.clinic.tz)
 
-    def local_end(self):
+    def local_end(self) -> datetime:
         return self.end.astimezone(self.clinic.tz)
 
 
@@ -222,6 +224,9 @@ class Appointment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not a column, only declared: the "my appointments" page sets it on its upcoming rows for the template.
+    cancellable: bool
+
     class Meta:
         verbose_name = _("appointment")
         indexes = [
@@ -245,7 +250,7 @@ class Appointment(models.Model):
     def is_occupying(self) -> bool:
         return self.status in OCCUPYING_STATUSES
 
-    def local_start(self):
+    def local_start(self) -> datetime:
         return self.start.astimezone(self.clinic.tz)
 
 

@@ -1,5 +1,7 @@
 """Citizen e-mails, rendered in the citizen's language, with an .ics for bookings."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
@@ -46,10 +48,11 @@ def appointment_ics(appointment: Appointment) -> bytes:
 
 
 def _absolute(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
+    site_url: str = settings.SITE_URL
+    return site_url.rstrip("/") + path
 
 
-def _context(appointment: Appointment) -> dict:
+def _context(appointment: Appointment) -> dict[str, Any]:
     return {
         "appointment": appointment,
         "clinic": appointment.clinic,

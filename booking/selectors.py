@@ -6,6 +6,7 @@ clinic and practitioner joined, one to record a search that found nothing.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Sqrt
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
@@ -113,7 +115,7 @@ def _utc_bounds(query: SlotQuery, now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _base(query: SlotQuery, citizen: Citizen | None, now: datetime) -> QuerySet:
+def _base(query: SlotQuery, citizen: Citizen | None, now: datetime) -> QuerySet[Slot]:
     start, end = _utc_bounds(query, now)
     earliest = ExpressionWrapper(Value(now) + F("clinic__min_notice"), output_field=DateTimeField())
     # Anyone else's live hold hides a slot; the citizen's own hold keeps it visible to them.
@@ -147,7 +149,9 @@ def _base(query: SlotQuery, citizen: Citizen | None, now: datetime) -> QuerySet:
     return qs.select_related("clinic", "practitioner")
 
 
-def _distance(origin: Fsa, radius_km: int, prefix: str = "") -> tuple[Q, ExpressionWrapper]:
+def _distance(
+    origin: Fsa, radius_km: int, prefix: str = ""
+) -> tuple[Q, "ExpressionWrapper[CombinedExpression]"]:
     """Distance on an equirectangular projection: within 0.5 % of the great circle up to 100 km,
     arithmetic only (the same SQL on PostgreSQL and SQLite), and a bounding box to cut early."""
     cos_lat = math.cos(math.radians(origin.latitude))
@@ -167,7 +171,7 @@ def _distance(origin: Fsa, radius_km: int, prefix: str = "") -> tuple[Q, Express
     return box, ExpressionWrapper(Value(KM_PER_DEGREE) * Sqrt(dx * dx + dy * dy), output_field=FloatField())
 
 
-def _near_soonest(qs: QuerySet, origin: Fsa, radius_km: int) -> QuerySet:
+def _near_soonest(qs: QuerySet[Slot], origin: Fsa, radius_km: int) -> QuerySet[Slot]:
     """Public slots within the radius, soonest first: an index scan in start order
     (slot_free_public_start) that stops at the page's last row."""
     box, distance = _distance(origin, radius_km, prefix="clinic__")
@@ -179,7 +183,7 @@ def _near_soonest(qs: QuerySet, origin: Fsa, radius_km: int) -> QuerySet:
     )
 
 
-def _near_nearest(qs: QuerySet, origin: Fsa, radius_km: int, offset: int) -> list[tuple[Slot, float]]:
+def _near_nearest(qs: QuerySet[Slot], origin: Fsa, radius_km: int, offset: int) -> list[tuple[Slot, float]]:
     """Nearest clinics first, each with its soonest matching slot: one probe of the
     (clinic, start) index per clinic in the radius, then one fetch of the page's slots."""
     box, distance = _distance(origin, radius_km)
@@ -208,7 +212,7 @@ def slot_search(*, citizen: Citizen | None, query: SlotQuery, now: datetime | No
             raise SearchError("identify")
         care = citizen_care(citizen=citizen)
         if query.path == Path.MINE:
-            if not care.is_enrolled:
+            if care.practitioner_id is None:  # not enrolled
                 raise SearchError("not_enrolled")
             qs = qs.filter(
                 practitioner_id=care.practitioner_id,
@@ -230,6 +234,7 @@ def slot_search(*, citizen: Citizen | None, query: SlotQuery, now: datetime | No
 
     page = min(max(query.page, 1), MAX_PAGE)
     offset = (page - 1) * PAGE_SIZE
+    pairs: Sequence[tuple[Slot, float | None]]
     if origin is not None and query.sort == "nearest":
         pairs = _near_nearest(qs, origin, query.radius_km, offset)
     else:
@@ -325,7 +330,7 @@ def appointment_list_for_citizen(
     return {"upcoming": upcoming, "past": past[:20]}
 
 
-def appointment_get_for_citizen(*, citizen: Citizen, appointment_id) -> Appointment | None:
+def appointment_get_for_citizen(*, citizen: Citizen, appointment_id: int | str) -> Appointment | None:
     """The only way a citizen's page or API call reaches one appointment: their own, or nothing."""
     try:
         return (

@@ -8,6 +8,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from citizens.models import Citizen
+from citizens.models import Citizen, User
 from citizens.selectors import citizen_care
 from clinics.models import PractitionerRole
 
@@ -131,7 +132,7 @@ def slot_hold(*, slot_id: int, citizen: Citizen, now: datetime | None = None) ->
             .values_list("hold_token", "hold_expires")
             .first()
         )
-        if live:
+        if live and live[1] is not None:  # hold_expires__gt matched, so it is never None here
             return Hold(slot_id=slot_id, token=live[0], expires=live[1])
         token = secrets.token_hex(16)
         expires = now + timedelta(seconds=settings.BOOKING_HOLD_SECONDS)
@@ -156,7 +157,7 @@ def outbox_append(
     slot: Slot | None = None,
     appointment: Appointment | None = None,
     channel: str = "",
-    payload: dict | None = None,
+    payload: dict[str, Any] | None = None,
     notify: bool = False,
 ) -> OutboxEvent:
     """Invariant 5: call inside the transaction that changed the slot or the appointment."""
@@ -192,7 +193,7 @@ def appointment_book(
     reason: str,
     channel: str,
     hold_token: str = "",
-    booked_by_user=None,
+    booked_by_user: User | None = None,
     now: datetime | None = None,
 ) -> Appointment:
     """Book a slot: the first committed booking wins, on every channel.

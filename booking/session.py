@@ -2,8 +2,10 @@
 card linked to the signed-in account. Views never read the session keys directly."""
 
 import time
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
+from django.http import HttpRequest
 
 from citizens.models import Citizen
 
@@ -12,7 +14,21 @@ HOLD_KEY = "hold"
 FOUND_KEY = "found_appointments"
 
 
-def citizen_sign_in(request, citizen: Citizen) -> None:
+class HeldSlot(TypedDict):
+    """What ``hold_remember`` keeps in the session (JSON): the hold's slot, token, end and reason."""
+
+    slot: int
+    token: str
+    expires: float
+    reason: str
+
+
+class _CitizenRequest(HttpRequest):
+    # current_citizen's per-request cache, set on the request by its first call.
+    _citizen: Citizen | None
+
+
+def citizen_sign_in(request: HttpRequest, citizen: Citizen) -> None:
     # Whatever the previous person at this browser held or found is not carried over.
     for key in (HOLD_KEY, FOUND_KEY):
         request.session.pop(key, None)
@@ -20,36 +36,38 @@ def citizen_sign_in(request, citizen: Citizen) -> None:
     request.session[KEY] = {"id": citizen.pk, "until": int(time.time()) + settings.CITIZEN_SESSION_SECONDS}
 
 
-def citizen_sign_out(request) -> None:
+def citizen_sign_out(request: HttpRequest) -> None:
     for key in (KEY, HOLD_KEY, FOUND_KEY):
         request.session.pop(key, None)
 
 
-def current_citizen(request) -> Citizen | None:
-    if hasattr(request, "_citizen"):
-        return request._citizen
+def current_citizen(request: HttpRequest) -> Citizen | None:
+    cached = cast(_CitizenRequest, request)
+    if hasattr(cached, "_citizen"):
+        return cached._citizen
     citizen = None
-    data = request.session.get(KEY)
+    data: dict[str, Any] | None = request.session.get(KEY)
     if data and data.get("until", 0) > time.time():
         citizen = Citizen.objects.filter(pk=data["id"]).first()
     elif data:
         citizen_sign_out(request)
     if citizen is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
         citizen = Citizen.objects.filter(account=request.user).first()
-    request._citizen = citizen
+    cached._citizen = citizen
     return citizen
 
 
-def hold_remember(request, *, slot_id: int, token: str, expires_ts: float, reason: str) -> None:
-    request.session[HOLD_KEY] = {"slot": slot_id, "token": token, "expires": expires_ts, "reason": reason}
+def hold_remember(request: HttpRequest, *, slot_id: int, token: str, expires_ts: float, reason: str) -> None:
+    held: HeldSlot = {"slot": slot_id, "token": token, "expires": expires_ts, "reason": reason}
+    request.session[HOLD_KEY] = held
 
 
-def hold_for(request, slot_id: int) -> dict | None:
-    data = request.session.get(HOLD_KEY)
+def hold_for(request: HttpRequest, slot_id: int) -> HeldSlot | None:
+    data: HeldSlot | None = request.session.get(HOLD_KEY)
     return data if data and data.get("slot") == slot_id else None
 
 
-def found_remember(request, appointment_id: int, *, new_session: bool = False) -> None:
+def found_remember(request: HttpRequest, appointment_id: int, *, new_session: bool = False) -> None:
     """Appointments opened with their reference and NAM: reachable from this browser for the same
     short time as an identification, the most recent ten."""
     data = _found(request)
@@ -62,7 +80,7 @@ def found_remember(request, appointment_id: int, *, new_session: bool = False) -
     }
 
 
-def _found(request) -> list[int]:
+def _found(request: HttpRequest) -> list[int]:
     data = request.session.get(FOUND_KEY)
     if not isinstance(data, dict) or data.get("until", 0) <= time.time():
         request.session.pop(FOUND_KEY, None)
@@ -70,5 +88,5 @@ def _found(request) -> list[int]:
     return list(data.get("ids", []))
 
 
-def found_ids(request) -> list[int]:
+def found_ids(request: HttpRequest) -> list[int]:
     return _found(request)

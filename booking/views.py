@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -14,42 +14,44 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from citizens.forms import IdentifyForm
+from citizens.models import Citizen
 from citizens.selectors import citizen_care
 from citizens.services import IdentificationFailed, citizen_identify, citizen_update_contact
 from config import ratelimit
 
 from . import errors, selectors, services, session
-from .forms import CancelForm, ConfirmForm, FindForm, IdentifyForm, SearchForm
+from .forms import CancelForm, ConfirmForm, FindForm, SearchForm
 from .models import Appointment, Reason, Slot
 from .notifications import appointment_ics, cancel_token_read
 
 
-def _steps(current: str) -> dict:
+def _steps(current: str) -> dict[str, str]:
     return {"step": current}
 
 
-def _next_url(request, default: str) -> str:
+def _next_url(request: HttpRequest, default: str) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()}):
         return candidate
     return default
 
 
-def _require_citizen(request):
+def _require_citizen(request: HttpRequest) -> Citizen | None:
     citizen = session.current_citizen(request)
     if citizen is None:
         messages.info(request, _("Please identify yourself with your health insurance card first."))
     return citizen
 
 
-def home(request):
+def home(request: HttpRequest) -> HttpResponse:
     return render(request, "booking/home.html")
 
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
 @require_http_methods(["GET", "POST"])
-def identify(request):
+def identify(request: HttpRequest) -> HttpResponse:
     form = IdentifyForm(request.POST or None)
     failed = False
     if request.method == "POST" and form.is_valid():
@@ -70,7 +72,7 @@ def identify(request):
 
 
 @require_POST
-def sign_out(request):
+def sign_out(request: HttpRequest) -> HttpResponse:
     # Ends everything: the card identification, found appointments, and a signed-in account too.
     logout(request)
     session.citizen_sign_out(request)
@@ -80,7 +82,7 @@ def sign_out(request):
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
-def search(request):
+def search(request: HttpRequest) -> HttpResponse:
     citizen = _require_citizen(request)
     if citizen is None:
         return redirect(f"{reverse('booking:identify')}?next={reverse('booking:search')}")
@@ -129,7 +131,7 @@ def search(request):
     )
 
 
-def _query_without_page(request) -> str:
+def _query_without_page(request: HttpRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
@@ -145,7 +147,7 @@ def _slot_or_404(slot_id: int) -> Slot:
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
 @require_POST
-def hold(request, slot_id: int):
+def hold(request: HttpRequest, slot_id: int) -> HttpResponse:
     citizen = _require_citizen(request)
     if citizen is None:
         return redirect("booking:identify")
@@ -163,9 +165,11 @@ def hold(request, slot_id: int):
     return redirect("booking:confirm", slot_id=slot_id)
 
 
-def _unavailable(request, citizen, slot_id: int, exc: errors.ApplicationError, reason: str):
+def _unavailable(
+    request: HttpRequest, citizen: Citizen, slot_id: int, exc: errors.ApplicationError, reason: str
+) -> HttpResponse:
     slot = Slot.objects.select_related("clinic").filter(pk=slot_id).first()
-    alternatives = []
+    alternatives: list[Slot] = []
     if slot is not None and isinstance(exc, errors.SlotUnavailable | errors.HoldExpired):
         alternatives = selectors.next_free_slots(citizen=citizen, like=slot, reason=reason)
     return render(
@@ -179,7 +183,7 @@ def _unavailable(request, citizen, slot_id: int, exc: errors.ApplicationError, r
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
 @require_http_methods(["GET", "POST"])
-def confirm(request, slot_id: int):
+def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
     citizen = _require_citizen(request)
     if citizen is None:
         return redirect("booking:identify")
@@ -239,7 +243,7 @@ def confirm(request, slot_id: int):
     )
 
 
-def _appointment_for_request(request, appointment_id: int) -> Appointment:
+def _appointment_for_request(request: HttpRequest, appointment_id: int) -> Appointment:
     """The identified citizen's own appointment, or one found with its reference and NAM."""
     citizen = session.current_citizen(request)
     appointment = None
@@ -258,7 +262,7 @@ def _appointment_for_request(request, appointment_id: int) -> Appointment:
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
-def appointment_detail(request, appointment_id: int):
+def appointment_detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_for_request(request, appointment_id)
     return render(
         request,
@@ -273,7 +277,7 @@ def appointment_detail(request, appointment_id: int):
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
-def appointment_calendar(request, appointment_id: int):
+def appointment_calendar(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_for_request(request, appointment_id)
     response = HttpResponse(appointment_ics(appointment), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rendez-vous-{appointment.reference}.ics"'
@@ -282,7 +286,7 @@ def appointment_calendar(request, appointment_id: int):
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
-def mine(request):
+def mine(request: HttpRequest) -> HttpResponse:
     citizen = session.current_citizen(request)
     if citizen is None:
         if request.user.is_authenticated:
@@ -297,12 +301,12 @@ def mine(request):
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
 @require_http_methods(["GET", "POST"])
-def cancel(request, appointment_id: int):
+def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_for_request(request, appointment_id)
     return _cancel_page(request, appointment, token="")
 
 
-def _cancel_page(request, appointment: Appointment, *, token: str):
+def _cancel_page(request: HttpRequest, appointment: Appointment, *, token: str) -> HttpResponse:
     form = CancelForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():
@@ -336,7 +340,7 @@ def _cancel_page(request, appointment: Appointment, *, token: str):
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
 @require_http_methods(["GET", "POST"])
-def cancel_link(request, token: str):
+def cancel_link(request: HttpRequest, token: str) -> HttpResponse:
     """The e-mail's cancel link: the GET only shows a page (mail scanners follow links); the POST
     with the same single-use token (bound to the appointment's version) cancels."""
     parsed = cancel_token_read(token)
@@ -355,7 +359,7 @@ def cancel_link(request, token: str):
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")
 @never_cache
 @require_http_methods(["GET", "POST"])
-def find(request):
+def find(request: HttpRequest) -> HttpResponse:
     form = FindForm(request.POST or None)
     not_found = False
     if request.method == "POST" and form.is_valid():

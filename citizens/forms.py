@@ -1,16 +1,24 @@
 """Identity forms: the health-insurance card, checked field by field before the registry."""
 
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .nam import NamError, parse_nam
 
+if TYPE_CHECKING:
+    _FormBase = forms.BaseForm  # what the mixin is mixed into, for the type checker only
+else:
+    _FormBase = object
 
-class AccessibleFormMixin:
+
+class AccessibleFormMixin(_FormBase):
     """Ties each field's error message to its input (aria-describedby), beside the hint."""
 
-    def full_clean(self):
+    def full_clean(self) -> None:
         super().full_clean()
         for name in self.errors:
             if name not in self.fields:
@@ -36,7 +44,7 @@ def nam_error_message(code: str) -> str:
 class DateInput(forms.DateInput):
     input_type = "date"
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
@@ -70,14 +78,14 @@ class IdentifyForm(AccessibleFormMixin, forms.Form):
         error_messages={"invalid": _("Enter a real date in the format YYYY-MM-DD.")},
     )
 
-    def clean_nam(self):
+    def clean_nam(self) -> str:
         try:
             return parse_nam(self.cleaned_data["nam"]).value
         except NamError as exc:
             raise forms.ValidationError(nam_error_message(exc.code), code=exc.code) from exc
 
-    def clean_birth_date(self):
-        value = self.cleaned_data["birth_date"]
+    def clean_birth_date(self) -> date:
+        value: date = self.cleaned_data["birth_date"]
         if value > timezone.localdate():
             raise forms.ValidationError(_("The date of birth cannot be in the future."))
         if value.year < 1900:

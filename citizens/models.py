@@ -1,25 +1,34 @@
 """Citizens: accounts, insured persons as known to the service, enrolments with a family doctor."""
 
+from typing import Any, ClassVar
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
-class EmailUserManager(UserManager):
-    def _create_user(self, username, email, password, **extra_fields):  # type: ignore[override]
+class EmailUserManager(UserManager["User"]):
+    def _create_user(
+        self, username: str | None, email: str | None, password: str | None, **extra_fields: Any
+    ) -> "User":
         email = self.normalize_email(email)
         user = self.model(email=email, **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
 
-    def create_user(self, email=None, password=None, **extra_fields):  # type: ignore[override]
+    # Login is by e-mail: these take no username, unlike UserManager's, so the signatures differ.
+    def create_user(  # type: ignore[override]
+        self, email: str | None = None, password: str | None = None, **extra_fields: Any
+    ) -> "User":
         extra_fields.setdefault("is_staff", False)
         extra_fields.setdefault("is_superuser", False)
         return self._create_user(None, email, password, **extra_fields)
 
-    def create_superuser(self, email=None, password=None, **extra_fields):  # type: ignore[override]
+    def create_superuser(  # type: ignore[override]
+        self, email: str | None = None, password: str | None = None, **extra_fields: Any
+    ) -> "User":
         extra_fields.setdefault("is_staff", True)
         extra_fields.setdefault("is_superuser", True)
         return self._create_user(None, email, password, **extra_fields)
@@ -28,15 +37,15 @@ class EmailUserManager(UserManager):
 class User(AbstractUser):
     """An account: a citizen, clinic staff, an analyst or a board administrator. Login by e-mail."""
 
-    username = None  # type: ignore[assignment]
+    username = None  # type: ignore[assignment]  # drops AbstractUser's field: login is by e-mail
     email = models.EmailField(_("e-mail address"), unique=True)
     preferred_language = models.CharField(
         max_length=2, choices=[("fr", "Français"), ("en", "English")], default="fr"
     )
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
-    objects = EmailUserManager()
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+    objects: ClassVar[EmailUserManager] = EmailUserManager()
 
     class Meta:
         verbose_name = _("user")

@@ -9,6 +9,7 @@ whether it exists and belongs to the person.
 import calendar
 import re
 from dataclasses import dataclass
+from datetime import date
 
 NAM_RE = re.compile(r"^[A-Z]{4}[0-9]{8}$", re.ASCII)
 _SEPARATORS = re.compile(r"[\s\-_.]+")
@@ -87,7 +88,7 @@ def parse_nam(raw: str) -> Nam:
     return Nam(value)
 
 
-def nam_matches_birth_date(nam: Nam, birth_date) -> bool:
+def nam_matches_birth_date(nam: Nam, birth_date: date) -> bool:
     """The NAM's encoded date agrees with a birth date (year modulo 100, month, day)."""
     return (
         nam.birth_year_2d == birth_date.year % 100

@@ -7,6 +7,7 @@ question: does a card with these details exist, and is it valid today?
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -24,6 +25,10 @@ class RegistryRecord:
     sex: str
     postal_code: str
     card_expires: date | None
+
+
+class Registry(Protocol):
+    def lookup(self, nam: str) -> RegistryRecord | None: ...
 
 
 class TableRegistry:
@@ -45,6 +50,7 @@ class TableRegistry:
         return RegistryRecord(**row) if row else None
 
 
-def get_registry():
+def get_registry() -> Registry:
     path = getattr(settings, "INSURED_PERSON_REGISTRY", "citizens.registry.TableRegistry")
-    return import_string(path)()
+    registry: Registry = import_string(path)()
+    return registry

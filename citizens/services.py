@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from config import ratelimit
 
-from .models import Citizen
+from .models import Citizen, User
 from .nam import NamError, parse_nam
 from .registry import get_registry
 
@@ -97,7 +97,7 @@ class CardLinkedElsewhere(Exception):  # noqa: N818
     """The card is already linked to another account: it is never moved silently."""
 
 
-def citizen_link_account(*, citizen: Citizen, user) -> None:
+def citizen_link_account(*, citizen: Citizen, user: User) -> None:
     """An account holder links a verified card once; a card belongs to one account, and an
     account to one card (linking another card replaces the account's previous one)."""
     with transaction.atomic():

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -11,14 +12,19 @@ from django.views.decorators.http import require_http_methods
 from config import ratelimit
 
 from .forms import IdentifyForm
+from .models import User
 from .services import CardLinkedElsewhere, IdentificationFailed, citizen_identify, citizen_link_account
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    user: User  # behind login_required
 
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date")
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def link_card(request):
+def link_card(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = IdentifyForm(request.POST or None)
     failed = linked_elsewhere = False
     if request.method == "POST" and form.is_valid():

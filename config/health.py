@@ -3,17 +3,17 @@
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
 
 @never_cache
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:

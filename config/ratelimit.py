@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +86,16 @@ def peek_exceeded(name: str, ident: str) -> int | None:
     return retry_after if count >= limit else None
 
 
-def client_ip(request) -> str:
+def client_ip(request: HttpRequest) -> str:
     """The client's address. Behind ``TRUSTED_PROXY_COUNT`` proxies that each append the address
     they saw to X-Forwarded-For, the client is that many hops from the right; anything further
     left was written by the client and is ignored."""
-    hops = settings.TRUSTED_PROXY_COUNT
+    hops: int = settings.TRUSTED_PROXY_COUNT
     if hops > 0:
-        forwarded = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        forwarded: list[str] = [
+            h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()
+        ]
         if len(forwarded) >= hops:
             return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
+    remote: str = request.META.get("REMOTE_ADDR", "")
+    return remote

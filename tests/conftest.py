@@ -35,6 +35,17 @@ def enrolled_citizen(role):
 
 
 @pytest.fixture
+def colleague_role(clinic):
+    """Another doctor of the same clinic, so of the same GMF."""
+    return RoleFactory(clinic=clinic)
+
+
+@pytest.fixture
+def other_gmf_role(db):
+    return RoleFactory(clinic=ClinicFactory())
+
+
+@pytest.fixture
 def slot(role):
     return SlotFactory(role=role)
 

@@ -1,7 +1,7 @@
 """factory_boy factories: realistic, valid rows (NAMs that parse, slots inside a role)."""
 
 import itertools
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import factory
 from django.utils import timezone
@@ -138,3 +138,13 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.org")
     password = factory.django.Password("correct horse battery")
+
+
+# The tests' fixed clock: services and selectors take ``now``, so rules are checked at a known time.
+NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
+
+
+def slot_at(role, *, hours: float = 48, minutes: int = 15, **fields) -> Slot:
+    """A slot of ``role`` starting ``hours`` after NOW."""
+    start = NOW + timedelta(hours=hours)
+    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=minutes), **fields)

@@ -8,6 +8,7 @@ that a token cannot be revoked before it expires, which is why it lives minutes,
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
@@ -16,8 +17,12 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from citizens.models import Citizen
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
 TOKEN_SALT = "booking.api.citizen-token"  # noqa: S105 - a namespace for signing, not a secret
 
@@ -76,7 +81,7 @@ class CitizenTokenAuthentication(authentication.BaseAuthentication):
 
     keyword = b"bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[CitizenPrincipal, str] | None:
         parts = authentication.get_authorization_header(request).split()
         if not parts or parts[0].lower() != self.keyword:
             return None
@@ -95,7 +100,7 @@ class CitizenTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("This access token is not valid."), code="token_invalid")
         return CitizenPrincipal(citizen=citizen), token
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) with WWW-Authenticate when the token is missing or bad.
         return 'Bearer realm="api"'
 
@@ -104,7 +109,7 @@ class CitizenTokenScheme(OpenApiAuthenticationExtension):
     target_class = CitizenTokenAuthentication
     name = "citizenToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: "AutoSchema") -> dict[str, Any]:
         scheme = build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")  # noqa: S106
         scheme["description"] = str(
             _("The token returned by POST /api/v1/identify; valid for a short time, then identify again.")

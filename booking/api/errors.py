@@ -10,6 +10,7 @@ Unexpected exceptions become a bare 500: the details go to the log, never to the
 """
 
 import logging
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -91,20 +92,20 @@ def nam_error_message(code: str) -> str:
 def error_response(
     status_code: int,
     code: str,
-    message,
+    message: object,
     *,
-    fields: dict | None = None,
-    headers: dict | None = None,
-    **extra,
+    fields: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response:
-    body: dict = {"code": code, "message": str(message)}
+    body: dict[str, Any] = {"code": code, "message": str(message)}
     if fields:
         body["fields"] = fields
     body.update(extra)
     return Response({"error": body}, status=status_code, headers=headers)
 
 
-def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+def _flatten(detail: object, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error details as ``{"field": [...], "items.0.field": [...]}``."""
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
@@ -122,7 +123,7 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     return {key: [str(item) for item in items]}
 
 
-def exception_handler(exc, context) -> Response:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """REST framework's EXCEPTION_HANDLER: every exception becomes the one error shape."""
     set_rollback()
     if isinstance(exc, booking_errors.ApplicationError):
@@ -135,14 +136,18 @@ def exception_handler(exc, context) -> Response:
             fields=_flatten(exc.detail),
         )
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        headers = {"WWW-Authenticate": exc.auth_header} if getattr(exc, "auth_header", None) else None
+        # Set by APIView.handle_exception when an authenticator offers a challenge.
+        auth_header: str | None = getattr(exc, "auth_header", None)
+        headers = {"WWW-Authenticate": auth_header} if auth_header else None
+        message: object
         if isinstance(exc, exceptions.NotAuthenticated):
             code = "not_authenticated"
             message = _(
                 "Identify with your health-insurance card first, then send the token as a Bearer token."
             )
         else:
-            code = exc.get_codes() if isinstance(exc.get_codes(), str) else "token_invalid"
+            codes = exc.get_codes()
+            code = codes if isinstance(codes, str) else "token_invalid"
             message = exc.detail
         # DRF answers 403 when no authenticator offers a WWW-Authenticate challenge.
         status_code = 401 if headers else exc.status_code
@@ -174,7 +179,7 @@ def exception_handler(exc, context) -> Response:
     if isinstance(exc, PermissionDenied | exceptions.PermissionDenied):
         return error_response(403, "permission_denied", _("You are not allowed to do this."))
     if isinstance(exc, exceptions.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(exc.wait or 1)  # type: ignore[attr-defined]  # DRF sets Throttled.wait; its stubs omit it
         return error_response(
             429,
             "rate_limited",

@@ -6,14 +6,19 @@ here ever carries a NAM.
 """
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent, build_choice_field
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import Direction, extend_schema_field
 from rest_framework import serializers
 
-from booking.models import Appointment, Modality, Reason
+from booking.models import Appointment, Modality, Reason, Slot
 from booking.selectors import appointment_is_cancellable
+from clinics.models import Clinic, Practitioner
+
+if TYPE_CHECKING:
+    from drf_spectacular.openapi import AutoSchema
 
 
 class NamedChoiceField(serializers.ChoiceField):
@@ -24,7 +29,7 @@ class NamedChoiceField(serializers.ChoiceField):
     CancelReason) instead of hashed names and warnings.
     """
 
-    def __init__(self, *args, component_name: str, **kwargs) -> None:
+    def __init__(self, *args: Any, component_name: str, **kwargs: Any) -> None:
         self.component_name = component_name
         super().__init__(*args, **kwargs)
 
@@ -32,7 +37,7 @@ class NamedChoiceField(serializers.ChoiceField):
 class NamedChoiceFieldExtension(OpenApiSerializerFieldExtension):
     target_class = NamedChoiceField
 
-    def map_serializer_field(self, auto_schema, direction):
+    def map_serializer_field(self, auto_schema: "AutoSchema", direction: Direction) -> dict[str, Any]:
         schema = build_choice_field(self.target)
         schema.pop("x-spec-enum-id", None)
         name = self.target.component_name
@@ -41,15 +46,15 @@ class NamedChoiceFieldExtension(OpenApiSerializerFieldExtension):
         return component.ref
 
 
-def visit_reason_field(**kwargs) -> NamedChoiceField:
+def visit_reason_field(**kwargs: Any) -> NamedChoiceField:
     return NamedChoiceField(choices=Reason.choices, component_name="VisitReason", **kwargs)
 
 
-def _utc_field(**kwargs) -> serializers.DateTimeField:
+def _utc_field(**kwargs: Any) -> serializers.DateTimeField:
     return serializers.DateTimeField(default_timezone=dt.UTC, read_only=True, **kwargs)
 
 
-class ClinicSerializer(serializers.Serializer):
+class ClinicSerializer(serializers.Serializer[Clinic]):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(read_only=True)
     address = serializers.CharField(read_only=True)
@@ -61,7 +66,7 @@ class ClinicSerializer(serializers.Serializer):
         ref_name = "Clinic"
 
 
-class PractitionerSerializer(serializers.Serializer):
+class PractitionerSerializer(serializers.Serializer[Practitioner]):
     name = serializers.CharField(source="display_name", read_only=True)
     languages = serializers.ListField(
         source="language_codes", child=serializers.CharField(), read_only=True, help_text="ISO 639-1 codes."
@@ -71,7 +76,7 @@ class PractitionerSerializer(serializers.Serializer):
         ref_name = "Practitioner"
 
 
-class SlotSerializer(serializers.Serializer):
+class SlotSerializer(serializers.Serializer[Slot]):
     """A free time a citizen may hold and book."""
 
     id = serializers.IntegerField(read_only=True)
@@ -96,23 +101,23 @@ class SlotSerializer(serializers.Serializer):
         ref_name = "Slot"
 
     @extend_schema_field(serializers.DateTimeField())
-    def get_local_start(self, slot) -> str:
+    def get_local_start(self, slot: Slot) -> str:
         return slot.local_start().isoformat()
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
-    def get_distance_km(self, slot) -> float | None:
-        distance = getattr(slot, "distance_km", None)
+    def get_distance_km(self, slot: Slot) -> float | None:
+        distance: float | None = getattr(slot, "distance_km", None)  # annotated by the near-me search
         return None if distance is None else round(distance, 1)
 
 
-class AppointmentPractitionerSerializer(serializers.Serializer):
+class AppointmentPractitionerSerializer(serializers.Serializer[Practitioner]):
     name = serializers.CharField(source="display_name", read_only=True)
 
     class Meta:
         ref_name = "AppointmentPractitioner"
 
 
-class AppointmentSerializer(serializers.Serializer):
+class AppointmentSerializer(serializers.Serializer[Appointment]):
     """An appointment as its own citizen sees it."""
 
     id = serializers.IntegerField(read_only=True)
@@ -139,17 +144,18 @@ class AppointmentSerializer(serializers.Serializer):
         ref_name = "Appointment"
 
     @extend_schema_field(serializers.DateTimeField())
-    def get_local_start(self, appointment) -> str:
+    def get_local_start(self, appointment: Appointment) -> str:
         return appointment.local_start().isoformat()
 
-    def get_cancellable(self, appointment) -> bool:
+    def get_cancellable(self, appointment: Appointment) -> bool:
         return appointment_is_cancellable(appointment)
 
 
-class ErrorBodySerializer(serializers.Serializer):
+class ErrorBodySerializer(serializers.Serializer[Any]):
     code = serializers.CharField(help_text="Stable, for programs: invalid, slot_unavailable, rate_limited, …")
     message = serializers.CharField(help_text="For people, in the request's language.")
-    fields = serializers.DictField(
+    # The metaclass pops declared fields, so this never shadows Serializer.fields; mypy cannot see that.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Messages per input field, when particular inputs are wrong.",
@@ -163,7 +169,7 @@ class ErrorBodySerializer(serializers.Serializer):
         ref_name = "ErrorBody"
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     error = ErrorBodySerializer()
 
     class Meta:

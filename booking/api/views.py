@@ -9,12 +9,15 @@ its rate limit, calls one service or selector and serializes the answer. Every r
 import datetime as dt
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,12 +37,13 @@ from booking.selectors import (
     slot_search,
 )
 from booking.services import appointment_book, appointment_cancel, slot_hold
+from citizens.models import Citizen
 from citizens.nam import NamError, parse_nam
 from citizens.selectors import citizen_care
 from citizens.services import citizen_identify
 from config import ratelimit
 
-from .auth import citizen_token_make
+from .auth import CitizenPrincipal, citizen_token_make
 from .errors import nam_error_message
 from .serializers import (
     AppointmentSerializer,
@@ -48,6 +52,9 @@ from .serializers import (
     SlotSerializer,
     visit_reason_field,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 TAGS_IDENTITY = ["identity"]
 TAGS_SLOTS = ["slots"]
@@ -60,7 +67,7 @@ def _error(description: str, *examples: OpenApiExample) -> OpenApiResponse:
     return OpenApiResponse(response=ErrorSerializer, description=description, examples=list(examples))
 
 
-def _example(name: str, status_code: int, code: str, message: str, **extra) -> OpenApiExample:
+def _example(name: str, status_code: int, code: str, message: str, **extra: Any) -> OpenApiExample:
     return OpenApiExample(
         name,
         value={"error": {"code": code, "message": message, **extra}},
@@ -128,20 +135,23 @@ ERROR_503 = _error(
 )
 
 
-def _citizen(request):
-    return request.user.citizen
+def _citizen(request: Request) -> Citizen:
+    # Only called behind IsAuthenticated, and CitizenTokenAuthentication is the API's authenticator.
+    return cast(CitizenPrincipal, request.user).citizen
 
 
 def _slot_unavailable_with_alternatives(
-    exc: errors.SlotUnavailable, *, citizen, slot_id: int, reason: str = ""
-):
+    exc: errors.SlotUnavailable, *, citizen: Citizen, slot_id: int, reason: str = ""
+) -> errors.SlotUnavailable:
     """The same conflict, now carrying the next free times of the same doctor or clinic."""
     like = Slot.objects.select_related("clinic").filter(pk=slot_id).first()
-    alternatives = []
+    alternatives: list[Slot] = []
     if like is not None:
         alternatives = next_free_slots(citizen=citizen, like=like, reason=reason)
     return errors.SlotUnavailable(
-        exc.message, extra={**exc.extra, "alternatives": SlotSerializer(alternatives, many=True).data}
+        exc.message,
+        # The DRF stubs type the instance as one Slot; many=True takes a list of them.
+        extra={**exc.extra, "alternatives": SlotSerializer(alternatives, many=True).data},  # type: ignore[arg-type]
     )
 
 
@@ -153,10 +163,10 @@ class IdentifyApi(APIView):
 
     # No token needed to get one; a stale token in the header must not stop a citizen from
     # identifying again.
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         first_name = serializers.CharField(max_length=100)
         last_name = serializers.CharField(max_length=100)
         nam = serializers.CharField(
@@ -188,13 +198,13 @@ class IdentifyApi(APIView):
         def validate_card_sequence(self, value: str) -> str:
             return value.strip()
 
-        def validate_birth_date(self, value):
+        def validate_birth_date(self, value: dt.date) -> dt.date:
             if value > timezone.localdate():
                 raise serializers.ValidationError(_("The date of birth cannot be in the future."))
             return value
 
-    class OutputSerializer(serializers.Serializer):
-        class CitizenSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
+        class CitizenSerializer(serializers.Serializer[Any]):
             first_name = serializers.CharField()
             enrolled = serializers.BooleanField(help_text="Enrolled with a family doctor.")
             family_doctor = serializers.CharField(allow_null=True)
@@ -243,7 +253,7 @@ class IdentifyApi(APIView):
             )
         ],
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         citizen = citizen_identify(**data.validated_data, ip=ratelimit.client_ip(request))
@@ -277,7 +287,7 @@ class SlotSearchApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(serializers.Serializer[Any]):
         path = serializers.ChoiceField(
             choices=[
                 (Path.MINE, _("My family doctor")),
@@ -326,11 +336,11 @@ class SlotSearchApi(APIView):
                 raise serializers.ValidationError(_("Unknown postal code; format A1A 1A1."))
             return compact
 
-        def validate(self, attrs):
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             today = timezone.localdate(timezone.now(), QUEBEC_TZ)
             horizon = today + timedelta(days=MAX_DAYS_AHEAD)
             date_from, date_to = attrs.get("date_from"), attrs.get("date_to")
-            problems = {}
+            problems: dict[str, StrOrPromise] = {}
             if date_from and date_from < today:
                 problems["date_from"] = _("The first day cannot be in the past.")
             elif date_from and date_from > horizon:
@@ -347,8 +357,8 @@ class SlotSearchApi(APIView):
                 raise serializers.ValidationError(problems)
             return attrs
 
-    class OutputSerializer(serializers.Serializer):
-        class SuggestionSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
+        class SuggestionSerializer(serializers.Serializer[Any]):
             code = NamedChoiceField(choices=[(k, k) for k in SUGGESTIONS], component_name="SuggestionCode")
             message = serializers.CharField()
 
@@ -385,11 +395,11 @@ class SlotSearchApi(APIView):
             429: ERROR_429,
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         citizen = _citizen(request)
         ratelimit.hit("search", f"c{citizen.pk}")
         # An empty parameter (a form's blank select) means "no filter".
-        params = {key: value for key, value in request.query_params.items() if value.strip()}
+        params = {key: value for key, value in request.query_params.dict().items() if value.strip()}
         filters = self.FilterSerializer(data=params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
@@ -424,13 +434,13 @@ class HoldCreateApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         slot_id = serializers.IntegerField(min_value=1)
 
         class Meta:
             ref_name = "HoldRequest"
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         hold_token = serializers.CharField(
             help_text="Send it with the booking; it also makes the booking idempotent."
         )
@@ -455,7 +465,7 @@ class HoldCreateApi(APIView):
             429: ERROR_429,
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         citizen = _citizen(request)
         ratelimit.hit("hold", f"c{citizen.pk}")
         data = self.InputSerializer(data=request.data)
@@ -477,7 +487,7 @@ class AppointmentsApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    class ListOutputSerializer(serializers.Serializer):
+    class ListOutputSerializer(serializers.Serializer[Any]):
         upcoming = AppointmentSerializer(many=True, help_text="Booked and not yet over, soonest first.")
         past = AppointmentSerializer(
             many=True, help_text="Over or cancelled, most recent first (at most 20)."
@@ -486,7 +496,7 @@ class AppointmentsApi(APIView):
         class Meta:
             ref_name = "AppointmentList"
 
-    class BookInputSerializer(serializers.Serializer):
+    class BookInputSerializer(serializers.Serializer[Any]):
         slot_id = serializers.IntegerField(min_value=1)
         hold_token = serializers.CharField(
             required=False,
@@ -505,7 +515,7 @@ class AppointmentsApi(APIView):
         tags=TAGS_APPOINTMENTS,
         responses={200: ListOutputSerializer, 401: ERROR_401},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         appointments = appointment_list_for_citizen(citizen=_citizen(request))
         return Response(self.ListOutputSerializer(appointments).data)
 
@@ -536,7 +546,7 @@ class AppointmentsApi(APIView):
             )
         ],
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         citizen = _citizen(request)
         ratelimit.hit("book", f"c{citizen.pk}")
         data = self.BookInputSerializer(data=request.data)
@@ -573,7 +583,7 @@ class AppointmentDetailApi(APIView):
         tags=TAGS_APPOINTMENTS,
         responses={200: AppointmentSerializer, 401: ERROR_401, 404: ERROR_404_APPOINTMENT},
     )
-    def get(self, request, appointment_id: int):
+    def get(self, request: Request, appointment_id: int) -> Response:
         appointment = appointment_get_for_citizen(citizen=_citizen(request), appointment_id=appointment_id)
         if appointment is None:
             raise errors.AppointmentNotFound
@@ -583,7 +593,7 @@ class AppointmentDetailApi(APIView):
 class AppointmentCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         reason = NamedChoiceField(
             choices=Appointment.CancelReason.choices,
             component_name="CancelReason",
@@ -620,7 +630,7 @@ class AppointmentCancelApi(APIView):
             429: ERROR_429,
         },
     )
-    def post(self, request, appointment_id: int):
+    def post(self, request: Request, appointment_id: int) -> Response:
         citizen = _citizen(request)
         ratelimit.hit("cancel", f"c{citizen.pk}")
         data = self.InputSerializer(data=request.data)

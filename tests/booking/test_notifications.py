@@ -4,14 +4,14 @@ The outbox event is the source of truth: the on-commit task sends it, and the be
 any event whose task was lost (the broker was down at commit time).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.utils import timezone
 from icalendar import Calendar
 
-from booking.models import Appointment, OutboxEvent, Slot
+from booking.models import Appointment, OutboxEvent
 from booking.notifications import (
     appointment_ics,
     cancel_token_make,
@@ -20,14 +20,7 @@ from booking.notifications import (
 )
 from booking.services import appointment_book, appointment_cancel
 from booking.tasks import notifications_sweep, notify_event
-from tests.factories import CitizenFactory, ClinicFactory, RoleFactory, SlotFactory
-
-NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
-
-
-def slot_at(role, *, hours: float = 48) -> Slot:
-    start = NOW + timedelta(hours=hours)
-    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=15))
+from tests.factories import NOW, CitizenFactory, ClinicFactory, RoleFactory, slot_at
 
 
 def book(slot, citizen) -> Appointment:

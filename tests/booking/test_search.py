@@ -15,6 +15,7 @@ from booking.models import Appointment, Audience, Modality, SearchMiss, Slot, re
 from booking.selectors import PAGE_SIZE, SearchError, SlotQuery, slot_search
 from booking.services import appointment_book, slot_hold
 from tests.factories import (
+    NOW,
     CitizenFactory,
     ClinicFactory,
     EnrolmentFactory,
@@ -23,17 +24,12 @@ from tests.factories import (
     RegionFactory,
     RoleFactory,
     SlotFactory,
+    slot_at,
 )
 
 # A Monday in winter: Toronto is UTC-5, so 15:00 UTC is 10:00 at the clinic.
-NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
 H2X = (45.5145, -73.5733)
 KM_PER_DEGREE_LAT = 111.195
-
-
-def slot_at(role, *, hours: float = 48, minutes: int = 15, **fields) -> Slot:
-    start = NOW + timedelta(hours=hours)
-    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=minutes), **fields)
 
 
 def slot_on(role, local: datetime, **fields) -> Slot:
@@ -53,16 +49,6 @@ def ids(*slots) -> list[int]:
 @pytest.fixture(autouse=True)
 def h2x(db):
     return FsaFactory(code="H2X", latitude=H2X[0], longitude=H2X[1])
-
-
-@pytest.fixture
-def colleague_role(clinic):
-    return RoleFactory(clinic=clinic)
-
-
-@pytest.fixture
-def other_gmf_role(db):
-    return RoleFactory(clinic=ClinicFactory())
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ escapes invariants 1 and 2, which the database enforces as the last word.
 """
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -16,16 +16,17 @@ from booking import errors
 from booking.models import Appointment, Audience, OutboxEvent, Slot, reasons_to_mask
 from booking.services import appointment_book, appointment_cancel, slot_hold
 from citizens.models import Citizen
-from tests.factories import CitizenFactory, ClinicFactory, EnrolmentFactory, RoleFactory, SlotFactory
+from tests.factories import (
+    NOW,
+    CitizenFactory,
+    ClinicFactory,
+    EnrolmentFactory,
+    RoleFactory,
+    slot_at,
+)
 
-NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
 PORTAL = Appointment.Channel.PORTAL
 AGENDA = Appointment.Channel.CLINIC_AGENDA
-
-
-def slot_at(role, *, hours: float = 48, minutes: int = 15, **fields) -> Slot:
-    start = NOW + timedelta(hours=hours)
-    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=minutes), **fields)
 
 
 def book(slot, citizen, *, channel=PORTAL, reason="follow_up", now=NOW, **kwargs) -> Appointment:
@@ -38,17 +39,6 @@ def book(slot, citizen, *, channel=PORTAL, reason="follow_up", now=NOW, **kwargs
 def _booking_settings(settings):
     settings.BOOKING_HOLD_SECONDS = 300
     settings.BOOKING_MAX_ACTIVE_ONLINE = 2
-
-
-@pytest.fixture
-def colleague_role(clinic):
-    """Another doctor of the same clinic, so of the same GMF."""
-    return RoleFactory(clinic=clinic)
-
-
-@pytest.fixture
-def other_gmf_role(db):
-    return RoleFactory(clinic=ClinicFactory())
 
 
 # Personas, by their relation to ``role`` (doctor P1 at a clinic of GMF G1).

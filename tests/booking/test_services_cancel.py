@@ -4,7 +4,7 @@ The slot goes back to ``free`` in the same transaction (unless the clinic blocke
 so the next citizen can book it at once; versions bump and an outbox event is written (invariant 5).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -12,15 +12,9 @@ from django.core import mail
 from booking import errors
 from booking.models import Appointment, OutboxEvent, Slot
 from booking.services import appointment_book, appointment_cancel, slot_hold
-from tests.factories import CitizenFactory, SlotFactory
+from tests.factories import NOW, CitizenFactory, slot_at
 
-NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
 PORTAL = Appointment.Channel.PORTAL
-
-
-def slot_at(role, *, hours: float = 48, minutes: int = 15, **fields) -> Slot:
-    start = NOW + timedelta(hours=hours)
-    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=minutes), **fields)
 
 
 def book(slot, citizen, *, channel=PORTAL, now=NOW) -> Appointment:

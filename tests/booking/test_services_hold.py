@@ -5,22 +5,16 @@ someone else blocks: an expired one is ignored by every query, with no job neede
 The clock is moved by passing ``now``.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from booking import errors
 from booking.models import Appointment, Audience, OutboxEvent, Slot
 from booking.services import appointment_book, slot_hold
-from tests.factories import CitizenFactory, EnrolmentFactory, SlotFactory
+from tests.factories import NOW, CitizenFactory, EnrolmentFactory, slot_at
 
-NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
 HOLD = timedelta(seconds=300)
-
-
-def slot_at(role, *, hours: float = 48, minutes: int = 15, **fields) -> Slot:
-    start = NOW + timedelta(hours=hours)
-    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=minutes), **fields)
 
 
 @pytest.fixture(autouse=True)

@@ -6,26 +6,20 @@ services are fired at one slot from many citizens at once, on every channel.
 """
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
 
 from booking.models import Appointment, Slot
 from booking.services import Hold, appointment_book, appointment_cancel, slot_hold
-from tests.factories import CitizenFactory, RoleFactory, SlotFactory
+from tests.factories import NOW, CitizenFactory, RoleFactory, slot_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-NOW = datetime(2027, 2, 1, 15, 0, tzinfo=UTC)
 THREADS = 24
 ONLINE = [Appointment.Channel.PORTAL, Appointment.Channel.CITIZEN_API, Appointment.Channel.WAITLIST]
 EVERY_CHANNEL = [*ONLINE, Appointment.Channel.CLINIC_AGENDA, Appointment.Channel.EMR]
-
-
-def slot_at(role, *, hours: float = 48, minutes: int = 15) -> Slot:
-    start = NOW + timedelta(hours=hours)
-    return SlotFactory(role=role, start=start, end=start + timedelta(minutes=minutes))
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,8 @@
 """Print a few demo insured persons to identify with on the demo (never on real data)."""
 
+from argparse import ArgumentParser
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -10,10 +13,10 @@ from citizens.nam import parse_nam
 class Command(BaseCommand):
     help = "Print demo health-insurance cards (DJANGO_DEBUG only) to try the journey."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--count", type=int, default=3)
 
-    def handle(self, *args, count: int, **options):
+    def handle(self, *args: Any, count: int, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("Demo only: set DJANGO_DEBUG=true. Real registries are never printed.")
         enrolled = Citizen.objects.filter(enrolments__is_active=True, enrolments__gmf__isnull=False).order_by(

@@ -1,6 +1,8 @@
 """Fill an empty database with deterministic demo data (see booking.demo)."""
 
+from argparse import ArgumentParser
 from datetime import date
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -10,7 +12,7 @@ from booking.demo import DemoDataError, demo_seed
 class Command(BaseCommand):
     help = "Create demo GMFs, clinics, practitioners, citizens, enrolments, slots and appointments."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--clinics", type=int, default=40, help="Number of clinic sites (default 40).")
         parser.add_argument(
             "--days", type=int, default=14, help="Days of slots from the start date (default 14)."
@@ -26,7 +28,7 @@ class Command(BaseCommand):
             "--if-empty", action="store_true", help="Do nothing when the database already has clinics."
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["clinics"] < 1 or options["days"] < 1:
             raise CommandError("--clinics and --days must be at least 1.")
         try:
