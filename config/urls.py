@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from oauth2_provider.views import TokenView
 
 from . import health
 
@@ -11,6 +12,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("booking.api.urls")),
+    path("fhir/r4/", include("sync.urls")),
+    # Only the token endpoint: EMR clients use the client-credentials grant, nothing else.
+    path("oauth/token/", TokenView.as_view(), name="oauth-token"),
     path("comptes/", include("allauth.urls")),
     path("compte/", include("citizens.urls")),
     path("gestion/", admin.site.urls),

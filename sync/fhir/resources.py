@@ -1,0 +1,157 @@
+"""Our rows as FHIR R4 resources (plain dicts: fast, and exactly the elements we document).
+
+Identifiers: a resource's ``id`` is our internal id (a Schedule's id is its PractitionerRole's id:
+one schedule per role). Business identifiers use the systems below.
+"""
+
+import datetime as dt
+from typing import Any
+
+from booking.models import Modality, Reason, Slot, mask_to_reasons
+from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
+
+BASE = "https://rdv-sante.quebec/fhir"
+CLINIC_SYSTEM = f"{BASE}/sid/clinic"
+GMF_SYSTEM = f"{BASE}/sid/gmf"
+RAMQ_PRACTITIONER_SYSTEM = "https://ramq.gouv.qc.ca/fhir/sid/practitioner"
+REASON_SYSTEM = f"{BASE}/CodeSystem/reason"
+MODALITY_SYSTEM = f"{BASE}/CodeSystem/modality"
+AUDIENCE_SYSTEM = f"{BASE}/CodeSystem/audience"
+AUDIENCE_EXTENSION = f"{BASE}/StructureDefinition/slot-audience"
+TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
+LANGUAGE_SYSTEM = "urn:ietf:bcp:47"
+
+# Our slot status -> FHIR Slot.status. A withdrawn slot (``cancelled``) is a deleted resource: a read
+# answers 410 Gone and searches leave it out, so it never maps to a Slot.status.
+SLOT_STATUS = {
+    Slot.Status.FREE: "free",
+    Slot.Status.BOOKED: "busy",
+    Slot.Status.BLOCKED: "busy-unavailable",
+}
+FHIR_SLOT_STATUS = {fhir: ours for ours, fhir in SLOT_STATUS.items()}
+
+_REASON_LABELS = dict(Reason.choices)
+_MODALITY_LABELS = dict(Modality.choices)
+
+
+def slot_identifier_system(clinic_id: int) -> str:
+    """The system of the EMR's own slot identifiers at one clinic (``Slot.external_id``)."""
+    return f"{CLINIC_SYSTEM}/{clinic_id}/slot"
+
+
+def instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def ref(resource_type: str, pk: int) -> dict[str, str]:
+    return {"reference": f"{resource_type}/{pk}"}
+
+
+def location(clinic: Clinic) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Location",
+        "id": str(clinic.pk),
+        "extension": [{"url": TIMEZONE_EXTENSION, "valueCode": clinic.time_zone}],
+        "identifier": [{"system": CLINIC_SYSTEM, "value": str(clinic.pk)}],
+        "status": "active" if clinic.is_active else "inactive",
+        "name": clinic.name,
+        "mode": "instance",
+        "address": {
+            "use": "work",
+            "line": [clinic.address],
+            "city": clinic.city,
+            "state": "QC",
+            "postalCode": clinic.postal_code,
+            "country": "CA",
+        },
+        "position": {"latitude": clinic.latitude, "longitude": clinic.longitude},
+    }
+    if clinic.phone:
+        resource["telecom"] = [{"system": "phone", "value": clinic.phone, "use": "work"}]
+    if clinic.gmf_id:
+        resource["managingOrganization"] = ref("Organization", clinic.gmf_id)
+    return resource
+
+
+def organization(gmf: Gmf) -> dict[str, Any]:
+    return {
+        "resourceType": "Organization",
+        "id": str(gmf.pk),
+        "identifier": [{"system": GMF_SYSTEM, "value": str(gmf.pk)}],
+        "active": True,
+        "name": gmf.name,
+    }
+
+
+def practitioner(person: Practitioner) -> dict[str, Any]:
+    name: dict[str, Any] = {"use": "official", "family": person.last_name, "given": [person.first_name]}
+    if person.kind == Practitioner.Kind.DOCTOR:
+        name["prefix"] = ["Dr"]
+    return {
+        "resourceType": "Practitioner",
+        "id": str(person.pk),
+        "identifier": [{"system": RAMQ_PRACTITIONER_SYSTEM, "value": person.ramq_number}],
+        "active": True,
+        "name": [name],
+        "communication": [
+            {"coding": [{"system": LANGUAGE_SYSTEM, "code": code}]} for code in person.language_codes
+        ],
+    }
+
+
+def practitioner_role(role: PractitionerRole) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "PractitionerRole",
+        "id": str(role.pk),
+        "active": role.is_active,
+        "practitioner": ref("Practitioner", role.practitioner_id),
+        "location": [ref("Location", role.clinic_id)],
+    }
+    if role.clinic.gmf_id:
+        resource["organization"] = ref("Organization", role.clinic.gmf_id)
+    return resource
+
+
+def schedule(role: PractitionerRole) -> dict[str, Any]:
+    return {
+        "resourceType": "Schedule",
+        "id": str(role.pk),
+        "active": role.is_active,
+        "actor": [
+            ref("PractitionerRole", role.pk),
+            ref("Practitioner", role.practitioner_id),
+            ref("Location", role.clinic_id),
+        ],
+    }
+
+
+def _coding(system: str, code: str, display: Any) -> dict[str, str]:
+    # ``display`` is a lazy label: str() renders it in the request's language (French by default).
+    return {"system": system, "code": code, "display": str(display)}
+
+
+def slot(row: Slot) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Slot",
+        "id": str(row.pk),
+        "meta": {"versionId": str(row.version), "lastUpdated": instant(row.updated_at)},
+        "extension": [{"url": AUDIENCE_EXTENSION, "valueCode": row.audience}],
+    }
+    if row.external_id:
+        resource["identifier"] = [{"system": slot_identifier_system(row.clinic_id), "value": row.external_id}]
+    resource.update(
+        {
+            "serviceType": [
+                {"coding": [_coding(REASON_SYSTEM, code, _REASON_LABELS[code])]}
+                for code in mask_to_reasons(row.reasons)
+            ],
+            "appointmentType": {
+                "coding": [_coding(MODALITY_SYSTEM, row.modality, _MODALITY_LABELS[row.modality])]
+            },
+            "schedule": ref("Schedule", row.role_id),
+            "status": SLOT_STATUS[Slot.Status(row.status)],
+            "start": instant(row.start),
+            "end": instant(row.end),
+        }
+    )
+    return resource

@@ -1,0 +1,83 @@
+"""EMR products, their API clients and the clinics that chose them.
+
+An EMR client is one installation of an EMR product talking to us with OAuth 2.0 client
+credentials (a django-oauth-toolkit ``Application``). It may act only for the clinics that chose its
+product: a clinic is in scope while it has an active (unrevoked) grant for the product *and* its own
+``Clinic.emr_product`` still names that product, so a clinic that changes product drops out of every
+client of the old one at once, even before the old grant is revoked. ``sync.selectors`` holds the one
+function that turns this into clinic ids; every API view goes through it.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from oauth2_provider.settings import oauth2_settings
+
+
+class EmrProduct(models.Model):
+    """An EMR software product, as clinics name it in ``Clinic.emr_product``."""
+
+    vendor = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, help_text="As written in Clinic.emr_product.")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "EMR product"
+        constraints = [models.UniqueConstraint(fields=["vendor", "name"], name="emr_product_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} | {self.name}"
+
+
+class EmrClient(models.Model):
+    """One API client of an EMR product (an OAuth 2.0 confidential client, client-credentials grant).
+
+    ``scopes`` is the subset of ``settings.SYNC_SCOPES`` this client may ask for (space separated).
+    An inactive client gets no token and its existing tokens are refused.
+    """
+
+    product = models.ForeignKey(EmrProduct, on_delete=models.PROTECT, related_name="clients")
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.PROTECT,
+        related_name="emr_client",
+    )
+    name = models.CharField(max_length=200)
+    scopes = models.TextField(help_text="Allowed scopes, separated by spaces.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "EMR client"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scope_list(self) -> list[str]:
+        return [s for s in self.scopes.split() if s in settings.SYNC_SCOPES]
+
+
+class EmrClinicGrant(models.Model):
+    """A clinic's choice of an EMR product: its clients may act for the clinic until revoked."""
+
+    product = models.ForeignKey(EmrProduct, on_delete=models.PROTECT, related_name="grants")
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="+")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "EMR access grant"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "clinic"],
+                condition=Q(revoked_at__isnull=True),
+                name="emr_grant_one_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} → clinic #{self.clinic_id}"

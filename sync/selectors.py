@@ -1,0 +1,69 @@
+"""Reads for the EMR synchronization API, always scoped to the clinics an EMR client may act for.
+
+``clinic_ids_for_emr_client`` is the one place that decides that scope; every other function here
+takes its result and never widens it.
+"""
+
+from collections.abc import Collection
+
+from django.db.models import F, QuerySet
+
+from booking.models import Slot
+from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
+
+from .models import EmrClient, EmrClinicGrant
+
+
+def clinic_ids_for_emr_client(client: EmrClient) -> set[int]:
+    """Clinics ``client`` may act for: an active grant to its product, and the clinic still uses it."""
+    if not client.is_active:
+        return set()
+    return set(
+        EmrClinicGrant.objects.filter(
+            product_id=client.product_id,
+            revoked_at__isnull=True,
+            clinic__emr_product=F("product__name"),
+        ).values_list("clinic_id", flat=True)
+    )
+
+
+def location_queryset(clinic_ids: Collection[int]) -> QuerySet[Clinic]:
+    return Clinic.objects.filter(pk__in=clinic_ids)
+
+
+def organization_queryset(clinic_ids: Collection[int]) -> QuerySet[Gmf]:
+    return Gmf.objects.filter(pk__in=Clinic.objects.filter(pk__in=clinic_ids).values("gmf_id"))
+
+
+def practitioner_queryset(clinic_ids: Collection[int]) -> QuerySet[Practitioner]:
+    return Practitioner.objects.filter(
+        pk__in=PractitionerRole.objects.filter(clinic_id__in=clinic_ids).values("practitioner_id")
+    )
+
+
+def role_queryset(clinic_ids: Collection[int]) -> QuerySet[PractitionerRole]:
+    """Practitioner roles, which are also the Schedules (one schedule per role)."""
+    return PractitionerRole.objects.filter(clinic_id__in=clinic_ids).select_related("clinic")
+
+
+def slot_queryset(clinic_ids: Collection[int]) -> QuerySet[Slot]:
+    """Every slot of the clinics, withdrawn ones included (a read of one answers 410 Gone).
+
+    Only columns the API shows are loaded: the hold columns (who holds a slot, until when) never
+    leave the booking core.
+    """
+    return Slot.objects.filter(clinic_id__in=clinic_ids).only(
+        "id",
+        "role_id",
+        "clinic_id",
+        "start",
+        "end",
+        "reasons",
+        "audience",
+        "modality",
+        "status",
+        "source",
+        "external_id",
+        "version",
+        "updated_at",
+    )

@@ -1,0 +1,25 @@
+"""The FHIR R4 API, mounted by config/urls.py at /fhir/r4/."""
+
+from django.urls import path, re_path
+
+from . import views
+from .fhir.search import RESOURCES
+
+app_name = "sync"
+
+urlpatterns = [
+    path("", views.UnknownView.as_view(), name="base"),
+    path("metadata", views.MetadataView.as_view(), name="metadata"),
+    path(
+        ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"
+    ),
+]
+for resource in RESOURCES.values():
+    urlpatterns += [
+        path(f"{resource.name}", views.SearchView.as_view(resource=resource), name=f"search-{resource.name}"),
+        path(f"{resource.name}/_search", views.SearchPostView.as_view(resource=resource)),
+        re_path(
+            rf"^{resource.name}/(?P<pk>[A-Za-z0-9\-.]{{1,64}})$", views.ReadView.as_view(resource=resource)
+        ),
+    ]
+urlpatterns.append(re_path(r"^.*$", views.UnknownView.as_view()))
