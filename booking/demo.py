@@ -731,6 +731,7 @@ def _seed_supply(*, seed: int, clinics: int, fsas: dict[str, FsaInfo], counts: C
                 last_name=rng.choice(LAST_NAMES[origin]),
                 kind=Practitioner.Kind.DOCTOR if rng.random() < 0.9 else Practitioner.Kind.NURSE_PRACTITIONER,
                 languages=languages,
+                feminine_title=sex == "F",
             )
             indexes = [clinic_index]
             gmf_index = clinic_plans[clinic_index].gmf_index

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
 QUEBEC_TIME_ZONES = [
     ("America/Toronto", "America/Toronto"),
@@ -143,6 +144,9 @@ class Practitioner(models.Model):
     # ISO 639-1 codes separated by commas ("fr,en"): a two-letter code cannot match across a comma,
     # so `languages__contains="en"` is exact on every database.
     languages = models.CharField(max_length=50, default="fr")
+    feminine_title = models.BooleanField(
+        default=False, help_text=_("Addressed with the feminine title (Dre) in French.")
+    )
 
     class Meta:
         ordering = ["last_name", "first_name"]
@@ -153,8 +157,16 @@ class Practitioner(models.Model):
 
     @property
     def display_name(self) -> str:
-        prefix = "Dr" if self.kind == self.Kind.DOCTOR else ""
-        return f"{prefix} {self.first_name} {self.last_name}".strip()
+        """The name as a patient reads it, in the active language: "Dre" for a woman doctor in
+        French (Office québécois de la langue française), "Dr" otherwise; no title for a nurse
+        practitioner."""
+        if self.kind != self.Kind.DOCTOR:
+            return f"{self.first_name} {self.last_name}"
+        if self.feminine_title:
+            prefix = pgettext("title of a woman doctor, before her name", "Dr")
+        else:
+            prefix = pgettext("title of a doctor, before his name", "Dr")
+        return f"{prefix} {self.first_name} {self.last_name}"
 
     @property
     def language_codes(self) -> list[str]:

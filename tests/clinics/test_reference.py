@@ -61,3 +61,22 @@ def test_the_command_loads_and_reports_the_counts():
 
     assert out.getvalue().count("18 regions, 422 FSAs") == 2
     assert Fsa.objects.count() == 422
+
+
+@pytest.mark.django_db
+def test_a_woman_doctor_is_dre_in_french_and_dr_in_english():
+    from django.utils import translation
+
+    from tests.factories import PractitionerFactory
+
+    her = PractitionerFactory(first_name="Marie", last_name="Roy", feminine_title=True)
+    him = PractitionerFactory(first_name="Marc", last_name="Roy", feminine_title=False)
+    nurse = PractitionerFactory(first_name="Anne", last_name="Roy", kind="np", feminine_title=True)
+    with translation.override("fr"):
+        assert (her.display_name, him.display_name, nurse.display_name) == (
+            "Dre Marie Roy",
+            "Dr Marc Roy",
+            "Anne Roy",
+        )
+    with translation.override("en"):
+        assert (her.display_name, him.display_name) == ("Dr Marie Roy", "Dr Marc Roy")
