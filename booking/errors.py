@@ -131,3 +131,27 @@ class InvalidSlot(ApplicationError):
     code = "invalid_slot"
     status = 400
     message = _("A slot needs a length between 5 minutes and 4 hours and at least one reason.")
+
+
+class VersionMismatch(ApplicationError):
+    code = "version_mismatch"
+    status = 412
+    message = _("This record was changed meanwhile. Read it again before changing it.")
+
+
+class SlotNotFree(ApplicationError):
+    code = "slot_not_free"
+    status = 409
+    message = _("This slot is booked or taken out: it cannot be changed or withdrawn.")
+
+
+class InvalidStatusChange(ApplicationError):
+    code = "invalid_status_change"
+    status = 422
+    message = _("This appointment cannot move to that status from its current one.")
+
+
+class PatientNotFound(ApplicationError):
+    code = "patient_not_found"
+    status = 422
+    message = _("The patient could not be identified.")

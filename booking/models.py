@@ -241,6 +241,10 @@ class Appointment(models.Model):
             ),
             models.CheckConstraint(condition=Q(status__in=APPOINTMENT_STATUSES), name="appt_status_valid"),
             models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="appt_end_after_start"),
+            # An EMR's identifier names one booking per clinic: its retries find the first result.
+            models.UniqueConstraint(
+                fields=["clinic", "external_id"], condition=~Q(external_id=""), name="appt_unique_external_id"
+            ),
         ]
 
     def __str__(self) -> str:

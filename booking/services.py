@@ -194,18 +194,24 @@ def appointment_book(
     channel: str,
     hold_token: str = "",
     booked_by_user: User | None = None,
+    external_id: str = "",
     now: datetime | None = None,
 ) -> Appointment:
     """Book a slot: the first committed booking wins, on every channel.
 
     Online channels apply invariant 3 (audience, reason, notice, anti-hoarding limit); staff and
-    EMR channels skip it and need no hold. A retried confirmation with the same hold token returns
-    the appointment it created instead of an error.
+    EMR channels skip it and need no hold. A retried confirmation with the same hold token, or a
+    retried EMR booking with the same ``external_id`` (the EMR's identifier, unique per clinic),
+    returns the appointment it created instead of an error.
     """
     now = now or timezone.now()
     online = channel in ONLINE_CHANNELS
     if hold_token:
         existing = _appointment_for_hold(hold_token, citizen, slot_id)
+        if existing is not None:
+            return existing
+    if external_id:
+        existing = _appointment_for_external_id(external_id, slot_id)
         if existing is not None:
             return existing
     try:
@@ -225,6 +231,10 @@ def appointment_book(
                 raise errors.PatientOverlap
             # The token is the retry key only if it is this slot's hold by this citizen (live or not).
             own_token = bool(hold_token) and slot.holder_id == citizen.pk and slot.hold_token == hold_token
+            if hold_token and not own_token:
+                # The hold the citizen confirms is gone (it ran out and someone else held the slot,
+                # or the clinic changed or withdrew the slot): never book a time they were not shown.
+                raise errors.SlotUnavailable
             # The version in the filter: the rules above were checked on this very version of the slot.
             changed = (
                 Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE, version=slot.version)
@@ -252,6 +262,7 @@ def appointment_book(
                 channel=channel,
                 booked_by_user=booked_by_user,
                 idempotency_key=hold_token if own_token else None,
+                external_id=external_id,
             )
             outbox_append(
                 kind="appointment.booked",
@@ -263,6 +274,11 @@ def appointment_book(
                 notify=True,
             )
     except errors.SlotUnavailable:
+        if external_id:
+            # A concurrent retry of the same EMR booking committed first: same answer as it got.
+            existing = _appointment_for_external_id(external_id, slot_id)
+            if existing is not None:
+                return existing
         if hold_token:
             # A concurrent retry of the same confirmation committed first: same answer as it got.
             existing = _appointment_for_hold(hold_token, citizen, slot_id)
@@ -281,6 +297,10 @@ def appointment_book(
             existing = _appointment_for_hold(hold_token, citizen, slot_id)
             if existing is not None:
                 return existing
+        if "appt_unique_external_id" in name and external_id:
+            existing = _appointment_for_external_id(external_id, slot_id)
+            if existing is not None:
+                return existing
         raise errors.SlotUnavailable from exc
     except OperationalError as exc:
         if "lock timeout" in str(exc) or "lock_not_available" in str(exc):
@@ -294,6 +314,12 @@ def _appointment_for_hold(hold_token: str, citizen: Citizen, slot_id: int) -> Ap
     return Appointment.objects.filter(idempotency_key=hold_token, citizen=citizen, slot_id=slot_id).first()
 
 
+def _appointment_for_external_id(external_id: str, slot_id: int) -> Appointment | None:
+    """The appointment an EMR booked with this identifier at the slot's clinic, whichever slot."""
+    clinic = Slot.objects.filter(pk=slot_id).values("clinic_id")
+    return Appointment.objects.filter(clinic_id__in=clinic, external_id=external_id).first()
+
+
 def _hold_is_live(slot_id: int, citizen: Citizen, hold_token: str, now: datetime) -> bool:
     return Slot.objects.filter(
         pk=slot_id, holder=citizen, hold_token=hold_token, hold_expires__gt=now
@@ -305,12 +331,16 @@ def appointment_cancel(
     appointment: Appointment,
     reason: str,
     by_clinic: bool = False,
+    channel: str = "",
+    expected_version: int | None = None,
     now: datetime | None = None,
 ) -> Appointment:
     """Cancel an appointment and free its slot at once, in one transaction.
 
     A citizen may cancel online until the clinic's cut-off; the slot goes back to ``free`` (ready for
-    the next citizen or the waitlist) unless the clinic withdrew or blocked it meanwhile.
+    the next citizen or the waitlist) unless the clinic withdrew or blocked it meanwhile. ``channel``
+    names where the change came from in the outbox (``emr`` for a clinic's EMR, so that the change
+    feed need not echo it back); ``expected_version`` makes it conditional (``If-Match``).
     """
     now = now or timezone.now()
     if reason not in Appointment.CancelReason.values:
@@ -327,7 +357,12 @@ def appointment_cancel(
     )
     with transaction.atomic():
         _lock_timeout()
-        changed = Appointment.objects.filter(pk=appointment.pk, status__in=CANCELLABLE_STATUSES).update(
+        current = Appointment.objects.filter(pk=appointment.pk, status__in=CANCELLABLE_STATUSES)
+        if expected_version is not None:
+            if not current.filter(version=expected_version).exists() and current.exists():
+                raise errors.VersionMismatch
+            current = current.filter(version=expected_version)
+        changed = current.update(
             status=new_status,
             cancel_reason=reason,
             cancelled_at=now,
@@ -346,7 +381,7 @@ def appointment_cancel(
             clinic_id=appointment.clinic_id,
             slot=appointment.slot,
             appointment=appointment,
-            channel="clinic" if by_clinic else "citizen",
+            channel=channel or ("clinic" if by_clinic else "citizen"),
             payload={
                 "reason": reason,
                 "slot_freed": bool(freed),
@@ -374,35 +409,66 @@ def local_to_utc(*, local: datetime, tz: ZoneInfo) -> datetime:
     return first.astimezone(UTC)
 
 
+def _check_slot_fields(
+    *, start: datetime, end: datetime, reasons: list[str], audience: str, modality: str
+) -> None:
+    minutes = (end - start).total_seconds() / 60
+    if not 5 <= minutes <= 240 or not reasons or any(r not in REASON_BITS for r in reasons):
+        raise errors.InvalidSlot
+    if audience not in Audience.values or modality not in Modality.values:
+        raise errors.InvalidSlot
+
+
+def _practitioner_overlap(
+    *, practitioner_id: int, start: datetime, end: datetime, exclude_pk: int | None
+) -> bool:
+    overlap = Slot.objects.filter(practitioner_id=practitioner_id, start__lt=end, end__gt=start).exclude(
+        status=Slot.Status.CANCELLED
+    )
+    if exclude_pk is not None:
+        overlap = overlap.exclude(pk=exclude_pk)
+    return overlap.exists()
+
+
+def _slot_channel(source: str) -> str:
+    # The outbox names who made the change, so that the EMR change feed can skip the EMR's own.
+    return Slot.Source.EMR.value if source == Slot.Source.EMR else ""
+
+
 def slot_create(
     *,
     role: PractitionerRole,
-    local_start: datetime,
-    minutes: int,
+    local_start: datetime | None = None,
+    minutes: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
     reasons: list[str],
     audience: str = Audience.PUBLIC,
     modality: str = Modality.IN_PERSON,
     source: str = Slot.Source.WEB_AGENDA,
     external_id: str = "",
 ) -> Slot:
-    """Publish one slot at a clinic's local time (invariants 2, 5 and 6).
+    """Publish one slot (invariants 2, 5 and 6), at a clinic's local time or as UTC instants.
 
+    The web agenda gives ``local_start`` and ``minutes`` (wall-clock time, checked against the clinic's
+    DST transitions); an EMR gives ``start`` and ``end`` as aware instants, which need no such check.
     The practitioner may not have another published slot overlapping it, in any clinic: an
     exclusion constraint on PostgreSQL, checked here first for a clear message (and as the guard on
     the SQLite demo, where the IMMEDIATE transaction serializes writers).
     """
-    if not 5 <= minutes <= 240 or not reasons or any(r not in REASON_BITS for r in reasons):
+    if local_start is not None and minutes is not None:
+        if not 5 <= minutes <= 240:
+            raise errors.InvalidSlot
+        start = local_to_utc(local=local_start, tz=role.clinic.tz)
+        end = start + timedelta(minutes=minutes)
+    if start is None or end is None or start.tzinfo is None or end.tzinfo is None:
         raise errors.InvalidSlot
-    start = local_to_utc(local=local_start, tz=role.clinic.tz)
-    end = start + timedelta(minutes=minutes)
+    _check_slot_fields(start=start, end=end, reasons=reasons, audience=audience, modality=modality)
     try:
         with transaction.atomic():
-            overlap = (
-                Slot.objects.filter(practitioner_id=role.practitioner_id, start__lt=end, end__gt=start)
-                .exclude(status=Slot.Status.CANCELLED)
-                .exists()
-            )
-            if overlap:
+            if _practitioner_overlap(
+                practitioner_id=role.practitioner_id, start=start, end=end, exclude_pk=None
+            ):
                 raise errors.PractitionerOverlap
             slot = Slot.objects.create(
                 role=role,
@@ -416,9 +482,195 @@ def slot_create(
                 source=source,
                 external_id=external_id,
             )
-            outbox_append(kind="slot.created", clinic_id=role.clinic_id, slot=slot, payload={"version": 1})
+            outbox_append(
+                kind="slot.created",
+                clinic_id=role.clinic_id,
+                slot=slot,
+                channel=_slot_channel(source),
+                payload={"version": 1},
+            )
     except IntegrityError as exc:
         if "slot_no_overlap_per_practitioner" in str(exc):
             raise errors.PractitionerOverlap from exc
         raise
     return slot
+
+
+def _slot_cas_failed(slot_id: int, expected_version: int | None) -> errors.ApplicationError:
+    """Why a compare-and-set on a free slot changed nothing: gone, another version, or not free."""
+    current = Slot.objects.filter(pk=slot_id).values_list("status", "version").first()
+    if current is None or current[0] == Slot.Status.CANCELLED:
+        return errors.SlotNotFound()
+    if expected_version is not None and current[1] != expected_version:
+        return errors.VersionMismatch()
+    return errors.SlotNotFree()
+
+
+def slot_update(
+    *,
+    slot_id: int,
+    expected_version: int | None,
+    start: datetime,
+    end: datetime,
+    reasons: list[str],
+    audience: str,
+    modality: str,
+    channel: str = Slot.Source.EMR,
+    now: datetime | None = None,
+) -> tuple[Slot, bool]:
+    """Change a free slot's time, reasons, audience or modality; returns the slot and whether it changed.
+
+    Only a ``free`` slot changes: a booked or blocked one keeps the citizen's time (``SlotNotFree``).
+    The same content again changes nothing (no version bump, no outbox event), so that an EMR may
+    retry an update safely. ``expected_version`` (from ``If-Match``) refuses a stale write.
+    """
+    now = now or timezone.now()
+    if start.tzinfo is None or end.tzinfo is None:
+        raise errors.InvalidSlot
+    _check_slot_fields(start=start, end=end, reasons=reasons, audience=audience, modality=modality)
+    mask = reasons_to_mask(reasons)
+    try:
+        with transaction.atomic():
+            _lock_timeout()
+            slot = _get_slot(slot_id)
+            if slot.status == Slot.Status.CANCELLED:
+                raise errors.SlotNotFound
+            if expected_version is not None and slot.version != expected_version:
+                raise errors.VersionMismatch
+            if (slot.start, slot.end, slot.reasons, slot.audience, slot.modality) == (
+                start,
+                end,
+                mask,
+                audience,
+                modality,
+            ):
+                return slot, False
+            if slot.status != Slot.Status.FREE:
+                raise errors.SlotNotFree
+            if _practitioner_overlap(
+                practitioner_id=slot.practitioner_id, start=start, end=end, exclude_pk=slot.pk
+            ):
+                raise errors.PractitionerOverlap
+            # The version in the filter: the checks above were made on this very version.
+            # A citizen holding the slot chose the old content: the hold ends with it, and their
+            # confirmation will be refused (appointment_book checks the hold token) rather than
+            # booking a time they were not shown.
+            changed = Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE, version=slot.version).update(
+                start=start,
+                end=end,
+                reasons=mask,
+                audience=audience,
+                modality=modality,
+                holder=None,
+                hold_expires=None,
+                hold_token="",
+                version=F("version") + 1,
+                updated_at=now,
+            )
+            if changed != 1:
+                raise _slot_cas_failed(slot_id, expected_version)
+            slot.refresh_from_db()
+            outbox_append(
+                kind="slot.updated",
+                clinic_id=slot.clinic_id,
+                slot=slot,
+                channel=channel,
+                payload={"version": slot.version},
+            )
+    except IntegrityError as exc:
+        if "slot_no_overlap_per_practitioner" in str(exc):
+            raise errors.PractitionerOverlap from exc
+        raise
+    return slot, True
+
+
+def slot_withdraw(
+    *,
+    slot_id: int,
+    expected_version: int | None = None,
+    channel: str = Slot.Source.EMR,
+    now: datetime | None = None,
+) -> Slot:
+    """Withdraw a free slot (status ``cancelled``); the row and its history stay.
+
+    A booked or blocked slot is refused (``SlotNotFree``): the citizen's appointment is never dropped
+    silently. Any hold on it ends with it. Withdrawing a withdrawn slot again changes nothing.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_timeout()
+        slot = _get_slot(slot_id)
+        if slot.status == Slot.Status.CANCELLED:
+            return slot
+        current = Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE)
+        if expected_version is not None:
+            current = current.filter(version=expected_version)
+        changed = current.update(
+            status=Slot.Status.CANCELLED,
+            holder=None,
+            hold_expires=None,
+            hold_token="",
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        if changed != 1:
+            raise _slot_cas_failed(slot_id, expected_version)
+        slot.refresh_from_db()
+        outbox_append(
+            kind="slot.withdrawn",
+            clinic_id=slot.clinic_id,
+            slot=slot,
+            channel=channel,
+            payload={"version": slot.version},
+        )
+    return slot
+
+
+# Status changes the clinic reports after the booking (cancellation has its own function).
+STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Appointment.Status.BOOKED: (Appointment.Status.ARRIVED, Appointment.Status.NOSHOW),
+    Appointment.Status.ARRIVED: (Appointment.Status.FULFILLED,),
+}
+
+
+def appointment_set_status(
+    *,
+    appointment_id: int,
+    status: str,
+    expected_version: int | None = None,
+    channel: str = Appointment.Channel.EMR,
+    now: datetime | None = None,
+) -> tuple[Appointment, bool]:
+    """Move an appointment along booked → arrived → fulfilled, or booked → noshow.
+
+    Returns the appointment and whether it changed: the status it already has changes nothing (a
+    retried update), any other move outside ``STATUS_TRANSITIONS`` is refused. The slot stays
+    occupied: arrived, fulfilled and no-show appointments all occupy it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_timeout()
+        appointment = Appointment.objects.filter(pk=appointment_id).first()
+        if appointment is None:
+            raise errors.AppointmentNotFound
+        if expected_version is not None and appointment.version != expected_version:
+            raise errors.VersionMismatch
+        if appointment.status == status:
+            return appointment, False
+        if status not in STATUS_TRANSITIONS.get(appointment.status, ()):
+            raise errors.InvalidStatusChange
+        changed = Appointment.objects.filter(
+            pk=appointment_id, status=appointment.status, version=appointment.version
+        ).update(status=status, version=F("version") + 1, updated_at=now)
+        if changed != 1:
+            raise errors.VersionMismatch  # changed meanwhile: the caller reads it again
+        appointment.refresh_from_db()
+        outbox_append(
+            kind=f"appointment.{status}",
+            clinic_id=appointment.clinic_id,
+            slot=None,
+            appointment=appointment,
+            channel=channel,
+            payload={"appointment_version": appointment.version},
+        )
+    return appointment, True

@@ -10,6 +10,12 @@ from .fhir.search import CONTROL_PARAMS, RESOURCES
 CAPABILITY_DATE = "2026-11-26"
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+# Interactions beyond read and search-type, per resource: what sync.views.TYPE_VIEWS and
+# INSTANCE_VIEWS serve (tests/sync/test_metadata.py checks each one answers).
+WRITE_INTERACTIONS = {
+    "Slot": ["create", "update", "delete"],
+    "Appointment": ["create", "update"],
+}
 
 
 def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
@@ -23,14 +29,20 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                 "documentation": "Page size; default 50, at most 500.",
             }
         )
+        writes = WRITE_INTERACTIONS.get(resource.name, [])
         entry: dict[str, Any] = {
             "type": resource.name,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
-            "versioning": "versioned" if resource.versioned else "no-version",
+            "interaction": [{"code": code} for code in ["read", "search-type", *writes]],
+            "versioning": ("versioned-update" if writes else "versioned")
+            if resource.versioned
+            else "no-version",
             "readHistory": False,
             "updateCreate": False,
             "searchParam": params,
         }
+        if resource.name == "Slot":
+            # PUT Slot?identifier=system|value creates when nothing matches: the EMR's idempotent upsert.
+            entry.update({"conditionalUpdate": True, "conditionalDelete": "not-supported"})
         if resource.includes:
             entry["searchInclude"] = list(resource.includes)
         resources.append(entry)
@@ -41,16 +53,18 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
         "publisher": "Rendez-vous santé Québec",
         "kind": "instance",
         "software": {"name": "Rendez-vous santé Québec: EMR synchronization API"},
-        "implementation": {"description": "EMR synchronization API (read-only increment)", "url": base_url},
+        "implementation": {"description": "EMR synchronization API (second increment)", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",
                 "documentation": (
-                    "Read and search only, scoped to the clinics that chose the client's EMR product. "
+                    "Scoped to the clinics that chose the client's EMR product. Slots: create, update "
+                    "(If-Match), conditional update by identifier, delete = withdraw. Appointments: read, "
+                    "search, create (a desk booking; the patient by NAM in the body), status updates. "
                     f"Paging: follow the Bundle's next link (opaque {CONTROL_PARAMS[1]}). Unknown search "
-                    "parameters are refused with 400. Slot writes, appointments, agenda snapshots and the "
+                    "parameters are refused with 400. Patient lookup, Bundles, agenda snapshots and the "
                     "change feed are not available yet (see docs/sync-api.md)."
                 ),
                 "security": {

@@ -81,3 +81,31 @@ class EmrClinicGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product} → clinic #{self.clinic_id}"
+
+
+class AuditEvent(models.Model):
+    """One record of a citizen's data sent to an EMR client (invariant 7): who, which row, when, why.
+
+    Ids only, never personal data, so that anonymizing old records keeps the log verifiable. One row
+    per appointment returned, whether by a read, a search or a write's response.
+    """
+
+    class Action(models.TextChoices):
+        READ = "read", "read"
+        SEARCH = "search", "search"
+        CREATE = "create", "create"
+        UPDATE = "update", "update"
+
+    emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    resource_type = models.CharField(max_length=40)
+    resource_id = models.BigIntegerField()
+    at = models.DateTimeField(db_index=True)
+    purpose = models.CharField(max_length=20, default="emr-sync")
+
+    class Meta:
+        verbose_name = "audit event"
+        indexes = [models.Index(fields=["resource_type", "resource_id"], name="audit_resource")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource_type}/{self.resource_id} by client #{self.emr_client_id}"

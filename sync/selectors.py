@@ -6,9 +6,9 @@ takes its result and never widens it.
 
 from collections.abc import Collection
 
-from django.db.models import F, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 
-from booking.models import Slot
+from booking.models import Appointment, Slot
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
 from .models import EmrClient, EmrClinicGrant
@@ -66,4 +66,38 @@ def slot_queryset(clinic_ids: Collection[int]) -> QuerySet[Slot]:
         "external_id",
         "version",
         "updated_at",
+    )
+
+
+def appointment_queryset(clinic_ids: Collection[int]) -> QuerySet[Appointment]:
+    """Every appointment of the clinics, with what its FHIR form needs and nothing of the citizen's
+    but the internal id. ``emr_product_id`` is the clinic's current EMR product (its identifier system)."""
+    product = EmrClinicGrant.objects.filter(
+        clinic_id=OuterRef("clinic_id"),
+        revoked_at__isnull=True,
+        product__name=OuterRef("clinic__emr_product"),
+    ).values("product_id")[:1]
+    return (
+        Appointment.objects.filter(clinic_id__in=clinic_ids)
+        .annotate(
+            role_id=F("slot__role_id"),
+            practitioner_id=F("slot__practitioner_id"),
+            emr_product_id=Subquery(product),
+        )
+        .only(
+            "id",
+            "slot_id",
+            "citizen_id",
+            "clinic_id",
+            "start",
+            "end",
+            "reason",
+            "status",
+            "channel",
+            "reference",
+            "external_id",
+            "cancel_reason",
+            "version",
+            "updated_at",
+        )
     )

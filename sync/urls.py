@@ -16,10 +16,15 @@ urlpatterns = [
 ]
 for resource in RESOURCES.values():
     urlpatterns += [
-        path(f"{resource.name}", views.SearchView.as_view(resource=resource), name=f"search-{resource.name}"),
+        path(
+            f"{resource.name}",
+            views.TYPE_VIEWS.get(resource.name, views.SearchView).as_view(resource=resource),
+            name=f"search-{resource.name}",
+        ),
         path(f"{resource.name}/_search", views.SearchPostView.as_view(resource=resource)),
         re_path(
-            rf"^{resource.name}/(?P<pk>[A-Za-z0-9\-.]{{1,64}})$", views.ReadView.as_view(resource=resource)
+            rf"^{resource.name}/(?P<pk>[A-Za-z0-9\-.]{{1,64}})$",
+            views.INSTANCE_VIEWS.get(resource.name, views.ReadView).as_view(resource=resource),
         ),
     ]
 urlpatterns.append(re_path(r"^.*$", views.UnknownView.as_view()))

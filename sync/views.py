@@ -5,17 +5,27 @@ a resource of another clinic is simply not found (404), never forbidden (403), s
 existence does not leak.
 """
 
+import dataclasses
 from typing import Any
 
+from django.db import IntegrityError
 from django.http import QueryDict
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from booking import errors as booking_errors
+from booking import services as booking_services
+from booking.models import Appointment, Slot
+from citizens.models import Citizen
+
+from .audit import audit_record
 from .capability import capability_statement, smart_configuration
+from .fhir import resources, writes
 from .fhir.auth import EmrClientAuthentication, EmrClientRateThrottle, EmrPrincipal, HasResourceScope
 from .fhir.errors import FhirError, exception_handler
 from .fhir.renderers import (
@@ -25,8 +35,9 @@ from .fhir.renderers import (
     PlainJSONParser,
     PlainJSONRenderer,
 )
-from .fhir.search import ResourceType, search, searchset
-from .selectors import clinic_ids_for_emr_client
+from .fhir.search import RESOURCES, ResourceType, search, searchset
+from .models import EmrClient
+from .selectors import appointment_queryset, clinic_ids_for_emr_client, slot_queryset
 
 
 def fhir_base_url(request: Request) -> str:
@@ -50,10 +61,39 @@ class FhirView(APIView):
     def resource_type(self) -> str:
         return self.resource.name
 
-    def clinic_ids(self) -> set[int]:
+    @property
+    def emr_client(self) -> EmrClient:
         principal = self.request.user
         assert isinstance(principal, EmrPrincipal)  # HasResourceScope let only EMR clients in
-        return clinic_ids_for_emr_client(principal.emr_client)
+        return principal.emr_client
+
+    def clinic_ids(self) -> set[int]:
+        return clinic_ids_for_emr_client(self.emr_client)
+
+    def audit(self, action: str, ids: list[int]) -> None:
+        if self.resource.audited and ids:
+            audit_record(emr_client=self.emr_client, action=action, resource_type=self.resource.name, ids=ids)
+
+    def resource_response(self, row: Any, *, status: int = 200, action: str = "read") -> Response:
+        """One versioned resource with its ETag (and its audit row when it carries a citizen's data)."""
+        self.audit(action, [row.pk])
+        headers = {
+            "ETag": f'W/"{row.version}"',
+            "Last-Modified": row.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        }
+        if status == 201:
+            headers["Location"] = (
+                f"{fhir_base_url(self.request)}{self.resource.name}/{row.pk}/_history/{row.version}"
+            )
+        return Response(self.resource.to_fhir(row), status=status, headers=headers)
+
+    def body(self) -> dict[str, Any]:
+        data = self.request.data
+        if not isinstance(data, dict) or not data:
+            raise FhirError(
+                400, "structure", "The body must be a FHIR resource: a JSON object with a resourceType."
+            )
+        return data
 
 
 class ReadView(FhirView):
@@ -65,11 +105,9 @@ class ReadView(FhirView):
             raise FhirError(404, "not-found", f"{self.resource.name}/{pk} is not known.")
         if self.resource.deleted_status and row.status == self.resource.deleted_status:
             raise FhirError(410, "deleted", f"{self.resource.name}/{pk} was withdrawn.")
-        headers = {}
         if self.resource.versioned:
-            headers["ETag"] = f'W/"{row.version}"'
-            headers["Last-Modified"] = row.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT")
-        return Response(self.resource.to_fhir(row), headers=headers)
+            return self.resource_response(row)
+        return Response(self.resource.to_fhir(row))
 
 
 class SearchView(FhirView):
@@ -81,6 +119,7 @@ class SearchView(FhirView):
     def _search(self, params_lists: list[tuple[str, list[str]]]) -> Response:
         params = [(name, value) for name, values in params_lists for value in values]
         page = search(self.resource, self.clinic_ids(), params)
+        self.audit("search", [row.pk for row in page.rows])
         return Response(searchset(self.resource, page, base_url=fhir_base_url(self.request)))
 
 
@@ -137,3 +176,208 @@ class UnknownView(PublicFhirView):
         )
 
     get = post = put = patch = delete = _unknown
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+def _slot_row(clinic_ids: set[int], pk: int) -> Slot:
+    row = slot_queryset(clinic_ids).filter(pk=pk).first()
+    if row is None:
+        raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
+    return row
+
+
+class SlotTypeView(SearchView):
+    """``POST Slot`` (create) and ``PUT Slot?identifier=system|value`` (the idempotent upsert)."""
+
+    def post(self, request: Request) -> Response:
+        clinic_ids = self.clinic_ids()
+        data = writes.slot_input(self.body(), clinic_ids=clinic_ids)
+        writes.slot_create_checks(data)
+        if (
+            slot_queryset(clinic_ids)
+            .filter(clinic_id=data.role.clinic_id, external_id=data.external_id)
+            .exists()
+        ):
+            raise FhirError(
+                409, "duplicate", "A slot with this identifier exists; update it with PUT Slot?identifier=…."
+            )
+        return self._create(data)
+
+    def put(self, request: Request) -> Response:
+        clinic_ids = self.clinic_ids()
+        clinic_id, value = writes.conditional_identifier(
+            [(n, v) for n, vs in request.query_params.lists() for v in vs], clinic_ids
+        )
+        data = writes.slot_input(self.body(), clinic_ids=clinic_ids)
+        if data.external_id and data.external_id != value or data.role.clinic_id != clinic_id:
+            raise writes.rule("The body's identifier and schedule must match the identifier in the URL.")
+        matches = list(slot_queryset(clinic_ids).filter(clinic_id=clinic_id, external_id=value)[:2])
+        if len(matches) > 1:
+            raise FhirError(412, "multiple-matches", "More than one slot has this identifier.")
+        if not matches:
+            data = dataclasses.replace(data, external_id=value)
+            writes.slot_create_checks(data)
+            try:
+                return self._create(data)
+            except FhirError as exc:
+                # A concurrent retry created it first: update it as if it had been there.
+                if exc.status != 409:
+                    raise
+                row = slot_queryset(clinic_ids).filter(clinic_id=clinic_id, external_id=value).first()
+                if row is None:
+                    raise
+                return _slot_update(self, row, data, expected_version=None)
+        return _slot_update(self, matches[0], data, expected_version=None)
+
+    def _create(self, data: writes.SlotInput) -> Response:
+        try:
+            slot = booking_services.slot_create(
+                role=data.role,
+                start=data.start,
+                end=data.end,
+                reasons=data.reasons,
+                audience=data.audience,
+                modality=data.modality,
+                source=Slot.Source.EMR,
+                external_id=data.external_id,
+            )
+        except booking_errors.ApplicationError as exc:
+            raise writes.from_booking_error(exc) from exc
+        except IntegrityError as exc:  # the identifier's unique constraint, under a concurrent create
+            raise FhirError(409, "duplicate", "A slot with this identifier was just created.") from exc
+        return self.resource_response(_slot_row(self.clinic_ids(), slot.pk), status=201)
+
+
+def _slot_update(
+    view: FhirView, row: Slot, data: writes.SlotInput, *, expected_version: int | None
+) -> Response:
+    if row.status == Slot.Status.CANCELLED:
+        raise FhirError(
+            410, "deleted", f"Slot/{row.pk} was withdrawn; publish a new slot with a new identifier."
+        )
+    if data.role.pk != row.role_id:
+        raise writes.rule("A slot cannot move to another schedule; withdraw it and publish a new one.")
+    if data.external_id and row.external_id and data.external_id != row.external_id:
+        raise writes.rule("Slot.identifier cannot change.")
+    current = resources.SLOT_STATUS[Slot.Status(row.status)]
+    if data.status != current:
+        if row.status != Slot.Status.FREE:
+            raise writes.from_booking_error(booking_errors.SlotNotFree())
+        raise writes.rule("Slot.status is set by bookings; publish free slots and withdraw them with DELETE.")
+    try:
+        booking_services.slot_update(
+            slot_id=row.pk,
+            expected_version=expected_version,
+            start=data.start,
+            end=data.end,
+            reasons=data.reasons,
+            audience=data.audience,
+            modality=data.modality,
+            channel=Slot.Source.EMR,
+        )
+    except booking_errors.ApplicationError as exc:
+        raise writes.from_booking_error(exc) from exc
+    return view.resource_response(_slot_row(view.clinic_ids(), row.pk))
+
+
+class SlotInstanceView(ReadView):
+    """``PUT Slot/{id}`` (update a free slot; ``If-Match``) and ``DELETE Slot/{id}`` (withdraw)."""
+
+    def put(self, request: Request, pk: str) -> Response:
+        clinic_ids = self.clinic_ids()
+        row = _slot_row(clinic_ids, int(pk)) if pk.isdigit() else None
+        if row is None:
+            raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
+        expected = writes.if_match_version(request.headers.get("If-Match"))
+        data = writes.slot_input(self.body(), clinic_ids=clinic_ids, pk=pk)
+        return _slot_update(self, row, data, expected_version=expected)
+
+    def delete(self, request: Request, pk: str) -> Response:
+        row = _slot_row(self.clinic_ids(), int(pk)) if pk.isdigit() else None
+        if row is None:
+            raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
+        expected = writes.if_match_version(request.headers.get("If-Match"))
+        try:
+            booking_services.slot_withdraw(slot_id=row.pk, expected_version=expected, channel=Slot.Source.EMR)
+        except booking_errors.ApplicationError as exc:
+            raise writes.from_booking_error(exc) from exc
+        return Response(status=204)
+
+
+class AppointmentTypeView(SearchView):
+    """``POST Appointment``: a booking taken at the clinic's desk, through the portal's compare-and-set."""
+
+    def post(self, request: Request) -> Response:
+        client = self.emr_client
+        data = writes.appointment_create_input(self.body(), product_id=client.product_id)
+        clinic_ids = self.clinic_ids()
+        slot = slot_queryset(clinic_ids).filter(pk=data.slot_id).first()
+        if slot is None:
+            raise writes.rule(f"Slot/{data.slot_id} is not a slot of your clinics.")
+        existing = (
+            appointment_queryset(clinic_ids)
+            .filter(clinic_id=slot.clinic_id, external_id=data.external_id)
+            .first()
+        )
+        if existing is not None:
+            return self.resource_response(existing, action="create")  # a retry: the first result
+        citizen = Citizen.objects.filter(nam=data.nam).first()
+        if citizen is None:
+            raise writes.from_booking_error(booking_errors.PatientNotFound())
+        started = timezone.now()
+        try:
+            appointment = booking_services.appointment_book(
+                slot_id=slot.pk,
+                citizen=citizen,
+                reason=data.reason,
+                channel=Appointment.Channel.EMR,
+                external_id=data.external_id,
+            )
+        except booking_errors.ApplicationError as exc:
+            raise writes.from_booking_error(exc) from exc
+        row = appointment_queryset(clinic_ids).get(pk=appointment.pk)
+        # An earlier appointment comes back when a concurrent retry of the same booking won: 200.
+        status = 201 if appointment.created_at >= started else 200
+        return self.resource_response(row, status=status, action="create")
+
+
+class AppointmentInstanceView(ReadView):
+    """``PUT Appointment/{id}``: arrived, fulfilled, noshow, or cancelled by the clinic (``If-Match``)."""
+
+    def put(self, request: Request, pk: str) -> Response:
+        clinic_ids = self.clinic_ids()
+        row = appointment_queryset(clinic_ids).filter(pk=int(pk)).first() if pk.isdigit() else None
+        if row is None:
+            raise FhirError(404, "not-found", f"Appointment/{pk} is not known.")
+        expected = writes.if_match_version(request.headers.get("If-Match"))
+        update = writes.appointment_update_input(self.body(), row=row, pk=pk)
+        try:
+            if update.status == resources.APPOINTMENT_STATUS[Appointment.Status(row.status)]:
+                if expected is not None and expected != row.version:
+                    raise booking_errors.VersionMismatch
+            elif update.status == "cancelled":
+                full = Appointment.objects.get(pk=row.pk)
+                booking_services.appointment_cancel(
+                    appointment=full,
+                    reason=update.cancel_reason,
+                    by_clinic=True,
+                    channel=Appointment.Channel.EMR,
+                    expected_version=expected,
+                )
+            elif update.status in ("arrived", "fulfilled", "noshow"):
+                booking_services.appointment_set_status(
+                    appointment_id=row.pk, status=update.status, expected_version=expected
+                )
+            else:
+                raise booking_errors.InvalidStatusChange
+        except booking_errors.ApplicationError as exc:
+            raise writes.from_booking_error(exc) from exc
+        return self.resource_response(appointment_queryset(clinic_ids).get(pk=row.pk), action="update")
+
+
+# Views with writes, by resource type; the others are read-only (405 with an Allow header on writes).
+TYPE_VIEWS: dict[str, type[SearchView]] = {"Slot": SlotTypeView, "Appointment": AppointmentTypeView}
+INSTANCE_VIEWS: dict[str, type[ReadView]] = {"Slot": SlotInstanceView, "Appointment": AppointmentInstanceView}
+assert set(TYPE_VIEWS) <= set(RESOURCES)

@@ -58,6 +58,8 @@ class HasResourceScope(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         if not isinstance(request.user, EmrPrincipal) or request.auth is None:
             return False
+        if not hasattr(view, request.method.lower()):
+            return True  # an interaction this type does not offer: 405 for any client, with Allow
         action = (
             "read" if request.method in READ_METHODS or getattr(view, "is_search_post", False) else "write"
         )

@@ -1,10 +1,15 @@
 """FHIR JSON in and out: ``application/fhir+json`` first, plain ``application/json`` accepted."""
 
+import json
 from typing import Any
 
 from rest_framework import exceptions, negotiation, parsers, renderers
 
+from .errors import FhirError
+
 FHIR_JSON = "application/fhir+json"
+# The largest resource body we read (a Slot or an Appointment is a few kilobytes).
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class FhirJSONRenderer(renderers.JSONRenderer):
@@ -28,7 +33,17 @@ class FhirJSONParser(parsers.JSONParser):
     media_type = FHIR_JSON
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and str(declared).isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise FhirError(413, "too-costly", "The request body is over 1 MB.")
+        raw = stream.read(MAX_BODY_BYTES + 1)  # bounded even when no length was declared
+        if len(raw) > MAX_BODY_BYTES:
+            raise FhirError(413, "too-costly", "The request body is over 1 MB.")
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
             raise exceptions.ParseError(
                 "The body must be a FHIR resource: a JSON object with a resourceType."

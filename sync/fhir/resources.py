@@ -7,7 +7,7 @@ one schedule per role). Business identifiers use the systems below.
 import datetime as dt
 from typing import Any
 
-from booking.models import Modality, Reason, Slot, mask_to_reasons
+from booking.models import Appointment, Modality, Reason, Slot, mask_to_reasons
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
 BASE = "https://rdv-sante.quebec/fhir"
@@ -18,6 +18,10 @@ REASON_SYSTEM = f"{BASE}/CodeSystem/reason"
 MODALITY_SYSTEM = f"{BASE}/CodeSystem/modality"
 AUDIENCE_SYSTEM = f"{BASE}/CodeSystem/audience"
 AUDIENCE_EXTENSION = f"{BASE}/StructureDefinition/slot-audience"
+APPOINTMENT_SYSTEM = f"{BASE}/sid/appointment"
+CANCEL_REASON_SYSTEM = f"{BASE}/CodeSystem/cancel-reason"
+HL7_CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
+NAM_SYSTEM = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-qc-patient-healthcare-id"
 TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
 LANGUAGE_SYSTEM = "urn:ietf:bcp:47"
 
@@ -30,6 +34,31 @@ SLOT_STATUS = {
 }
 FHIR_SLOT_STATUS = {fhir: ours for ours, fhir in SLOT_STATUS.items()}
 
+# Our appointment status -> FHIR Appointment.status (both cancellations are ``cancelled``).
+APPOINTMENT_STATUS = {
+    Appointment.Status.BOOKED: "booked",
+    Appointment.Status.ARRIVED: "arrived",
+    Appointment.Status.FULFILLED: "fulfilled",
+    Appointment.Status.NOSHOW: "noshow",
+    Appointment.Status.CANCELLED_BY_CITIZEN: "cancelled",
+    Appointment.Status.CANCELLED_BY_CLINIC: "cancelled",
+    Appointment.Status.ENTERED_IN_ERROR: "entered-in-error",
+}
+# Every Appointment.status code of FHIR R4, to tell an unknown code (400) from an unsupported one (422).
+FHIR_APPOINTMENT_CODES = (
+    "proposed",
+    "pending",
+    "booked",
+    "arrived",
+    "fulfilled",
+    "cancelled",
+    "noshow",
+    "entered-in-error",
+    "checked-in",
+    "waitlist",
+)
+FHIR_SLOT_CODES = ("busy", "free", "busy-unavailable", "busy-tentative", "entered-in-error")
+
 _REASON_LABELS = dict(Reason.choices)
 _MODALITY_LABELS = dict(Modality.choices)
 
@@ -37,6 +66,11 @@ _MODALITY_LABELS = dict(Modality.choices)
 def slot_identifier_system(clinic_id: int) -> str:
     """The system of the EMR's own slot identifiers at one clinic (``Slot.external_id``)."""
     return f"{CLINIC_SYSTEM}/{clinic_id}/slot"
+
+
+def emr_appointment_system(product_id: int) -> str:
+    """The system of an EMR product's own appointment identifiers (``Appointment.external_id``)."""
+    return f"{BASE}/sid/emr/{product_id}/appointment"
 
 
 def instant(value: dt.datetime) -> str:
@@ -152,6 +186,48 @@ def slot(row: Slot) -> dict[str, Any]:
             "status": SLOT_STATUS[Slot.Status(row.status)],
             "start": instant(row.start),
             "end": instant(row.end),
+        }
+    )
+    return resource
+
+
+def appointment(row: Appointment) -> dict[str, Any]:
+    """An appointment, minimal on the patient: an internal reference only, no NAM, no name.
+
+    ``row`` comes from ``sync.selectors.appointment_queryset`` (which annotates ``role_id``,
+    ``practitioner_id`` and ``emr_product_id``).
+    """
+    identifiers = [{"system": APPOINTMENT_SYSTEM, "value": row.reference}]
+    emr_product_id = getattr(row, "emr_product_id", None)
+    if row.external_id and emr_product_id:
+        identifiers.append({"system": emr_appointment_system(emr_product_id), "value": row.external_id})
+    resource: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "id": str(row.pk),
+        "meta": {"versionId": str(row.version), "lastUpdated": instant(row.updated_at)},
+        "identifier": identifiers,
+        "status": APPOINTMENT_STATUS[Appointment.Status(row.status)],
+    }
+    if row.cancel_reason:
+        by = "prov" if row.status == Appointment.Status.CANCELLED_BY_CLINIC else "pat"
+        resource["cancelationReason"] = {
+            "coding": [
+                {"system": CANCEL_REASON_SYSTEM, "code": row.cancel_reason},
+                {"system": HL7_CANCEL_REASON_SYSTEM, "code": by},
+            ]
+        }
+    resource.update(
+        {
+            "appointmentType": {"coding": [_coding(REASON_SYSTEM, row.reason, _REASON_LABELS[row.reason])]},
+            "start": instant(row.start),
+            "end": instant(row.end),
+            "slot": [ref("Slot", row.slot_id)],
+            "participant": [
+                {"actor": ref("PractitionerRole", row.role_id), "status": "accepted"},  # type: ignore[attr-defined]
+                {"actor": ref("Practitioner", row.practitioner_id), "status": "accepted"},  # type: ignore[attr-defined]
+                {"actor": ref("Location", row.clinic_id), "status": "accepted"},
+                {"actor": ref("Patient", row.citizen_id), "status": "accepted"},
+            ],
         }
     )
     return resource

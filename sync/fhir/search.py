@@ -57,6 +57,8 @@ class ResourceType:
     includes: tuple[str, ...] = ()
     # Rows that exist but are deleted as far as FHIR goes: a read answers 410, searches skip them.
     deleted_status: str = ""
+    # Rows carrying a citizen's data: every one returned writes an audit row (invariant 7).
+    audited: bool = False
     param_map: dict[str, SearchParam] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -203,6 +205,35 @@ def _clinic_identifier(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
     return _identifier_filter(resources.CLINIC_SYSTEM, "pk")(qs, ",".join(items)) if items else qs.none()
 
 
+def _appointment_status(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
+    statuses: list[str] = []
+    supported = sorted(set(resources.APPOINTMENT_STATUS.values()))
+    for code in value.split(","):
+        _system, code = _token(code.strip())
+        if code not in supported:
+            raise _bad(f"Unknown appointment status {code!r}: use {', '.join(supported)}.", "code-invalid")
+        statuses += [ours for ours, fhir in resources.APPOINTMENT_STATUS.items() if fhir == code]
+    return qs.filter(status__in=statuses)
+
+
+_EMR_APPOINTMENT_SYSTEM_RE = re.compile(re.escape(resources.BASE) + r"/sid/emr/(\d+)/appointment$")
+
+
+def _appointment_identifier(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
+    q = Q()
+    for item in value.split(","):
+        system, code = _token(item)
+        if not code:
+            continue
+        if system is None:
+            q |= Q(reference=code) | Q(external_id=code)
+        elif system == resources.APPOINTMENT_SYSTEM:
+            q |= Q(reference=code)
+        elif _EMR_APPOINTMENT_SYSTEM_RE.match(system):
+            q |= Q(external_id=code)
+    return qs.filter(q) if q else qs.none()
+
+
 RESOURCES: dict[str, ResourceType] = {
     r.name: r
     for r in (
@@ -309,6 +340,40 @@ RESOURCES: dict[str, ResourceType] = {
             versioned=True,
             includes=("Slot:schedule",),
             deleted_status=Slot.Status.CANCELLED,
+        ),
+        ResourceType(
+            "Appointment",
+            selectors.appointment_queryset,
+            resources.appointment,
+            (
+                _id_param("Appointment"),
+                SearchParam("slot", "reference", "Slot/id.", _reference_filter("slot_id", "Slot")),
+                SearchParam(
+                    "date",
+                    "date",
+                    "The appointment's start: prefix ge, gt, le or lt, then an instant with its offset "
+                    "(or a date: midnight in Quebec); repeat for a range.",
+                    _slot_start,
+                ),
+                SearchParam(
+                    "status",
+                    "token",
+                    "booked, arrived, fulfilled, noshow, cancelled or entered-in-error; comma = or.",
+                    _appointment_status,
+                ),
+                SearchParam(
+                    "identifier",
+                    "token",
+                    f"Our confirmation reference ({resources.APPOINTMENT_SYSTEM}|<value>), your EMR's "
+                    f"identifier ({resources.BASE}/sid/emr/<product id>/appointment|<value>), "
+                    "or a value alone.",
+                    _appointment_identifier,
+                ),
+                SearchParam("_lastUpdated", "date", "Prefix ge or gt, then an instant.", _slot_last_updated),
+            ),
+            order=("start", "pk"),
+            versioned=True,
+            audited=True,
         ),
     )
 }

@@ -48,23 +48,52 @@ def test_an_unknown_reason_on_the_hold_form_is_ignored_not_a_500(client, citizen
     assert "zzz" not in response.content.decode()
 
 
-def test_a_hold_token_books_only_its_own_slot_and_the_booking_releases_the_hold(citizen):
+def test_a_hold_token_books_only_its_own_slot(citizen):
     role = RoleFactory()
     held, other = SlotFactory(role=role), SlotFactory(role=role)
     hold = slot_hold(slot_id=held.pk, citizen=citizen)
+    with pytest.raises(errors.HoldExpired):
+        appointment_book(
+            slot_id=other.pk, citizen=citizen, reason=Reason.FOLLOW_UP, channel="api", hold_token=hold.token
+        )
+    assert Slot.objects.get(pk=other.pk).status == Slot.Status.FREE
     booked = appointment_book(
-        slot_id=other.pk, citizen=citizen, reason=Reason.FOLLOW_UP, channel="api", hold_token=hold.token
-    )
-    assert booked.slot_id == other.pk
-    assert booked.idempotency_key is None  # not this slot's token: no retry key
-    held.refresh_from_db()
-    assert held.holder_id is None  # consumed: a citizen holds nothing once they booked
-    # The same token on its own slot is not answered with the other slot's appointment.
-    again = appointment_book(
         slot_id=held.pk, citizen=citizen, reason=Reason.FOLLOW_UP, channel="api", hold_token=hold.token
     )
-    assert again.slot_id == held.pk
-    assert again.pk != booked.pk
+    assert booked.slot_id == held.pk
+    assert booked.idempotency_key == hold.token
+
+
+def test_booking_releases_the_citizens_hold_on_another_slot(citizen):
+    role = RoleFactory()
+    held, other = SlotFactory(role=role), SlotFactory(role=role)
+    slot_hold(slot_id=held.pk, citizen=citizen)
+    appointment_book(slot_id=other.pk, citizen=citizen, reason=Reason.FOLLOW_UP, channel="api")
+    held.refresh_from_db()
+    assert held.holder_id is None  # consumed: a citizen holds nothing once they booked
+
+
+def test_a_slot_changed_by_the_clinic_after_the_hold_is_not_booked_at_the_new_time(citizen):
+    from datetime import timedelta
+
+    from booking.services import slot_update
+
+    slot = SlotFactory()
+    hold = slot_hold(slot_id=slot.pk, citizen=citizen)
+    slot_update(
+        slot_id=slot.pk,
+        expected_version=slot.version,
+        start=slot.start + timedelta(hours=2),
+        end=slot.end + timedelta(hours=2),
+        reasons=slot.reason_codes,
+        audience=slot.audience,
+        modality=slot.modality,
+    )
+    with pytest.raises(errors.HoldExpired):
+        appointment_book(
+            slot_id=slot.pk, citizen=citizen, reason=Reason.FOLLOW_UP, channel="portal", hold_token=hold.token
+        )
+    assert not Appointment.objects.exists()
 
 
 def test_slots_of_an_inactive_clinic_cannot_be_held_or_booked(citizen):

@@ -45,7 +45,7 @@ def test_a_token_without_the_resource_scope_is_403_forbidden(client, db):
     assert "system/Location.read" in _issue(response)["diagnostics"]
 
 
-def test_a_write_without_the_write_scope_is_403_and_with_it_405_for_now(client, persona_a, db):
+def test_a_write_without_the_write_scope_is_403_and_a_read_only_type_answers_405(client, persona_a, db):
     clinic = ClinicFactory(emr_product="ClinIQ")
     client_id, secret = create_client("Vendeur A|ClinIQ", clinic, scopes=["system/Slot.read"])
     token = get_token(client, EmrPersona(client_id, secret, clinic, None))
@@ -57,7 +57,10 @@ def test_a_write_without_the_write_scope_is_403_and_with_it_405_for_now(client, 
 
     full = get_token(client, persona_a)
     response = client.post(
-        f"{FHIR}Slot", body, content_type="application/fhir+json", HTTP_AUTHORIZATION=f"Bearer {full}"
+        f"{FHIR}Location",
+        json.dumps({"resourceType": "Location"}),
+        content_type="application/fhir+json",
+        HTTP_AUTHORIZATION=f"Bearer {full}",
     )
     assert response.status_code == 405
     assert _issue(response)["code"] == "not-supported"

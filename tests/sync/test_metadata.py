@@ -4,7 +4,16 @@ import pytest
 
 from .conftest import FHIR
 
-RESOURCES = {"Location", "Organization", "Practitioner", "PractitionerRole", "Schedule", "Slot"}
+RESOURCES = {
+    "Location",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Schedule",
+    "Slot",
+    "Appointment",
+}
+WRITES = {"Slot": ["create", "update", "delete"], "Appointment": ["create", "update"]}
 
 
 def test_metadata_is_a_capability_statement_for_fhir_4_0_1_without_authentication(client, db):
@@ -23,14 +32,26 @@ def test_metadata_is_a_capability_statement_for_fhir_4_0_1_without_authenticatio
     assert rest["security"]["service"][0]["coding"][0]["code"] == "OAuth"
     assert {r["type"] for r in rest["resource"]} == RESOURCES
     for resource in rest["resource"]:
-        assert [i["code"] for i in resource["interaction"]] == ["read", "search-type"]
+        expected = ["read", "search-type", *WRITES.get(resource["type"], [])]
+        assert [i["code"] for i in resource["interaction"]] == expected
     slot = next(r for r in rest["resource"] if r["type"] == "Slot")
-    assert slot["versioning"] == "versioned"
+    assert slot["versioning"] == "versioned-update"
+    assert slot["conditionalUpdate"] is True
     assert slot["searchInclude"] == ["Slot:schedule"]
     assert {p["name"] for p in slot["searchParam"]} == {
         "_id",
         "schedule",
         "start",
+        "status",
+        "identifier",
+        "_lastUpdated",
+        "_count",
+    }
+    appointment = next(r for r in rest["resource"] if r["type"] == "Appointment")
+    assert {p["name"] for p in appointment["searchParam"]} == {
+        "_id",
+        "slot",
+        "date",
         "status",
         "identifier",
         "_lastUpdated",
@@ -49,14 +70,20 @@ EXAMPLE_VALUES = {
     "status": "free",
     "_lastUpdated": "gt2026-01-01T00:00:00Z",
     "_count": "5",
+    "slot": "Slot/1",
+    "date": "ge2026-01-01",
 }
+STATUS_EXAMPLES = {"Appointment": "booked"}
 
 
 def test_every_declared_search_parameter_is_accepted_and_no_other(client, fhir_a):
     statement = client.get(f"{FHIR}metadata").json()
     for resource in statement["rest"][0]["resource"]:
         for param in resource["searchParam"]:
-            response = fhir_a.get(f"{FHIR}{resource['type']}", {param["name"]: EXAMPLE_VALUES[param["name"]]})
+            value = EXAMPLE_VALUES[param["name"]]
+            if param["name"] == "status":
+                value = STATUS_EXAMPLES.get(resource["type"], value)
+            response = fhir_a.get(f"{FHIR}{resource['type']}", {param["name"]: value})
             assert response.status_code == 200, (resource["type"], param["name"], response.json())
         refused = fhir_a.get(f"{FHIR}{resource['type']}", {"service-type": "urgent"})
         assert refused.status_code == 400
