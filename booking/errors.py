@@ -155,3 +155,9 @@ class PatientNotFound(ApplicationError):
     code = "patient_not_found"
     status = 422
     message = _("The patient could not be identified.")
+
+
+class SameSlot(ApplicationError):
+    code = "same_slot"
+    status = 422
+    message = _("Your appointment is already at this time. Choose another time to move it.")

@@ -139,7 +139,8 @@ class ConfirmForm(AccessibleFormMixin, forms.Form):
 class CancelForm(AccessibleFormMixin, forms.Form):
     reason = forms.ChoiceField(
         label=_("Why are you cancelling?"),
-        choices=Appointment.CancelReason.choices,
+        # "Moved to another time" is recorded by rescheduling, not chosen.
+        choices=[c for c in Appointment.CancelReason.choices if c[0] != Appointment.CancelReason.RESCHEDULED],
         widget=forms.RadioSelect,
         help_text=_("Your answer helps clinics offer the time to someone else."),
     )

@@ -203,6 +203,7 @@ class Appointment(models.Model):
         CANNOT_ATTEND = "cannot_attend", _("I cannot attend")
         SEEN_ELSEWHERE = "seen_elsewhere", _("I was seen elsewhere")
         OTHER = "other", _("Other reason")
+        RESCHEDULED = "rescheduled", _("Moved to another time")
 
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
     citizen = models.ForeignKey("citizens.Citizen", on_delete=models.PROTECT, related_name="appointments")
@@ -219,6 +220,9 @@ class Appointment(models.Model):
     idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     external_id = models.CharField(max_length=200, blank=True)
     cancel_reason = models.CharField(max_length=20, choices=CancelReason.choices, blank=True)
+    rescheduled_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="rescheduled_to"
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

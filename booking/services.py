@@ -85,7 +85,9 @@ def _active_future_online_count(*, citizen: Citizen, now: datetime) -> int:
     ).count()
 
 
-def _check_online_rules(*, slot: Slot, citizen: Citizen, reason: str | None, now: datetime) -> None:
+def _check_online_rules(
+    *, slot: Slot, citizen: Citizen, reason: str | None, now: datetime, check_limit: bool = True
+) -> None:
     """Invariant 3. ``reason`` None skips the reason check (a hold before the reason is final)."""
     if not slot.clinic.is_active:
         raise errors.SlotNotFound
@@ -97,7 +99,10 @@ def _check_online_rules(*, slot: Slot, citizen: Citizen, reason: str | None, now
         raise errors.ReasonNotAccepted
     if slot.start < now + slot.clinic.min_notice:
         raise errors.TooSoon
-    if _active_future_online_count(citizen=citizen, now=now) >= settings.BOOKING_MAX_ACTIVE_ONLINE:
+    if (
+        check_limit
+        and _active_future_online_count(citizen=citizen, now=now) >= settings.BOOKING_MAX_ACTIVE_ONLINE
+    ):
         raise errors.LimitReached
 
 
@@ -108,7 +113,9 @@ def _get_slot(slot_id: int) -> Slot:
         raise errors.SlotNotFound from exc
 
 
-def slot_hold(*, slot_id: int, citizen: Citizen, now: datetime | None = None) -> Hold:
+def slot_hold(
+    *, slot_id: int, citizen: Citizen, now: datetime | None = None, to_reschedule: Appointment | None = None
+) -> Hold:
     """Hold a free slot for ``BOOKING_HOLD_SECONDS`` so that nobody takes it while the citizen confirms.
 
     One hold per citizen: taking a new one releases the previous one in the same transaction. The
@@ -116,10 +123,18 @@ def slot_hold(*, slot_id: int, citizen: Citizen, now: datetime | None = None) ->
     hold is not a change of the slot's published state, so it neither bumps the version nor writes
     an outbox event (EMRs never see holds). Holding the same slot again returns the same hold
     without extending it: a slot cannot be kept out of reach by holding it over and over.
+
+    ``to_reschedule``: the citizen's own booked appointment this hold would replace; the limit of
+    active appointments is then not a reason to refuse (rescheduling does not add one).
     """
     now = now or timezone.now()
     slot = _get_slot(slot_id)
-    _check_online_rules(slot=slot, citizen=citizen, reason=None, now=now)
+    replacing = (
+        to_reschedule is not None
+        and to_reschedule.citizen_id == citizen.pk
+        and to_reschedule.status == Appointment.Status.BOOKED
+    )
+    _check_online_rules(slot=slot, citizen=citizen, reason=None, now=now, check_limit=not replacing)
     with transaction.atomic():
         _lock_timeout()
         # Serializes one citizen's holds, so that parallel requests cannot leave several live holds.
@@ -205,7 +220,6 @@ def appointment_book(
     returns the appointment it created instead of an error.
     """
     now = now or timezone.now()
-    online = channel in ONLINE_CHANNELS
     if hold_token:
         existing = _appointment_for_hold(hold_token, citizen, slot_id)
         if existing is not None:
@@ -219,59 +233,15 @@ def appointment_book(
             _lock_timeout()
             # Serializes one citizen's bookings, so that two tabs cannot both pass the limit check.
             Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
-            slot = _get_slot(slot_id)
-            if online:
-                _check_online_rules(slot=slot, citizen=citizen, reason=reason, now=now)
-            elif reason not in Reason.values:
-                raise errors.ReasonNotAccepted
-            overlap = Appointment.objects.filter(
-                citizen=citizen, status__in=OCCUPYING_STATUSES, start__lt=slot.end, end__gt=slot.start
-            ).exists()
-            if overlap:  # also a PostgreSQL exclusion constraint; this gives the friendly message
-                raise errors.PatientOverlap
-            # The token is the retry key only if it is this slot's hold by this citizen (live or not).
-            own_token = bool(hold_token) and slot.holder_id == citizen.pk and slot.hold_token == hold_token
-            if hold_token and not own_token:
-                # The hold the citizen confirms is gone (it ran out and someone else held the slot,
-                # or the clinic changed or withdrew the slot): never book a time they were not shown.
-                raise errors.SlotUnavailable
-            # The version in the filter: the rules above were checked on this very version of the slot.
-            changed = (
-                Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE, version=slot.version)
-                .exclude(_live_hold_by_other(citizen.pk, now))
-                .update(
-                    status=Slot.Status.BOOKED,
-                    holder=None,
-                    hold_expires=None,
-                    hold_token="",
-                    version=F("version") + 1,
-                    updated_at=now,
-                )
-            )
-            if changed != 1:
-                raise errors.SlotUnavailable
-            # A booking consumes the citizen's hold, whichever slot it was on.
-            Slot.objects.filter(holder=citizen).update(holder=None, hold_expires=None, hold_token="")
-            appointment = Appointment.objects.create(
-                slot=slot,
+            appointment = _book_in_transaction(
+                slot_id=slot_id,
                 citizen=citizen,
-                clinic_id=slot.clinic_id,
-                start=slot.start,
-                end=slot.end,
                 reason=reason,
                 channel=channel,
+                hold_token=hold_token,
                 booked_by_user=booked_by_user,
-                idempotency_key=hold_token if own_token else None,
                 external_id=external_id,
-            )
-            outbox_append(
-                kind="appointment.booked",
-                clinic_id=slot.clinic_id,
-                slot=slot,
-                appointment=appointment,
-                channel=channel,
-                payload={"slot_version": slot.version + 1, "appointment_version": appointment.version},
-                notify=True,
+                now=now,
             )
     except errors.SlotUnavailable:
         if external_id:
@@ -307,6 +277,83 @@ def appointment_book(
             raise errors.Busy from exc
         raise
     logger.info("appointment booked", extra={"appointment_id": appointment.pk, "channel": channel})
+    return appointment
+
+
+def _book_in_transaction(
+    *,
+    slot_id: int,
+    citizen: Citizen,
+    reason: str,
+    channel: str,
+    hold_token: str,
+    booked_by_user: User | None,
+    external_id: str,
+    now: datetime,
+    rescheduled_from: Appointment | None = None,
+) -> Appointment:
+    """The booking itself; the caller holds a transaction and the citizen's row lock."""
+    slot = _get_slot(slot_id)
+    if channel in ONLINE_CHANNELS:
+        _check_online_rules(slot=slot, citizen=citizen, reason=reason, now=now)
+    elif reason not in Reason.values:
+        raise errors.ReasonNotAccepted
+    overlap = Appointment.objects.filter(
+        citizen=citizen, status__in=OCCUPYING_STATUSES, start__lt=slot.end, end__gt=slot.start
+    ).exists()
+    if overlap:  # also a PostgreSQL exclusion constraint; this gives the friendly message
+        raise errors.PatientOverlap
+    # The token is the retry key only if it is this slot's hold by this citizen (live or not).
+    own_token = bool(hold_token) and slot.holder_id == citizen.pk and slot.hold_token == hold_token
+    if hold_token and not own_token:
+        # The hold the citizen confirms is gone (it ran out and someone else held the slot,
+        # or the clinic changed or withdrew the slot): never book a time they were not shown.
+        raise errors.SlotUnavailable
+    # The version in the filter: the rules above were checked on this very version of the slot.
+    changed = (
+        Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE, version=slot.version)
+        .exclude(_live_hold_by_other(citizen.pk, now))
+        .update(
+            status=Slot.Status.BOOKED,
+            holder=None,
+            hold_expires=None,
+            hold_token="",
+            version=F("version") + 1,
+            updated_at=now,
+        )
+    )
+    if changed != 1:
+        raise errors.SlotUnavailable
+    # A booking consumes the citizen's hold, whichever slot it was on.
+    Slot.objects.filter(holder=citizen).update(holder=None, hold_expires=None, hold_token="")
+    appointment = Appointment.objects.create(
+        slot=slot,
+        citizen=citizen,
+        clinic_id=slot.clinic_id,
+        start=slot.start,
+        end=slot.end,
+        reason=reason,
+        channel=channel,
+        booked_by_user=booked_by_user,
+        idempotency_key=hold_token if own_token else None,
+        external_id=external_id,
+        rescheduled_from=rescheduled_from,
+    )
+    payload: dict[str, object] = {
+        "slot_version": slot.version + 1,
+        "appointment_version": appointment.version,
+    }
+    if rescheduled_from is not None:
+        payload["rescheduled_from"] = rescheduled_from.pk
+    outbox_append(
+        kind="appointment.booked",
+        clinic_id=slot.clinic_id,
+        slot=slot,
+        appointment=appointment,
+        channel=channel,
+        payload=payload,
+        notify=True,
+    )
     return appointment
 
 
@@ -674,3 +721,96 @@ def appointment_set_status(
             payload={"appointment_version": appointment.version},
         )
     return appointment, True
+
+
+def appointment_reschedule(
+    *,
+    appointment: Appointment,
+    new_slot_id: int,
+    channel: str,
+    hold_token: str = "",
+    reason: str = "",
+    now: datetime | None = None,
+) -> Appointment:
+    """Move a citizen's appointment to another slot in one step: the new slot is booked and the old
+    one released in the same transaction, never both and never neither.
+
+    The old appointment must still be cancellable online (the clinic's cut-off); it is cancelled
+    first inside the transaction, so that the limit and overlap rules see the citizen as they will
+    be afterwards; if the new booking is refused, everything rolls back and the old one stands.
+    """
+    now = now or timezone.now()
+    citizen = appointment.citizen
+    if hold_token:
+        existing = _appointment_for_hold(hold_token, citizen, new_slot_id)
+        if existing is not None and existing.rescheduled_from_id == appointment.pk:
+            return existing  # a retried confirmation: the same answer as the first time
+    if appointment.slot_id == new_slot_id:
+        raise errors.SameSlot
+    if appointment.status != Appointment.Status.BOOKED:
+        raise errors.NotCancellable
+    if not appointment_is_cancellable(appointment, now=now):
+        raise errors.CancelTooLate
+    reason = reason or appointment.reason
+    try:
+        with transaction.atomic():
+            _lock_timeout()
+            Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+            released = Appointment.objects.filter(pk=appointment.pk, status=Appointment.Status.BOOKED).update(
+                status=Appointment.Status.CANCELLED_BY_CITIZEN,
+                cancel_reason=Appointment.CancelReason.RESCHEDULED,
+                cancelled_at=now,
+                version=F("version") + 1,
+                updated_at=now,
+            )
+            if released != 1:
+                raise errors.NotCancellable
+            Slot.objects.filter(pk=appointment.slot_id, status=Slot.Status.BOOKED).update(
+                status=Slot.Status.FREE, version=F("version") + 1, updated_at=now
+            )
+            appointment.refresh_from_db()
+            outbox_append(
+                kind="appointment.cancelled",
+                clinic_id=appointment.clinic_id,
+                slot=appointment.slot,
+                appointment=appointment,
+                channel="citizen",
+                payload={
+                    "reason": Appointment.CancelReason.RESCHEDULED,
+                    "appointment_version": appointment.version,
+                },
+            )
+            new = _book_in_transaction(
+                slot_id=new_slot_id,
+                citizen=citizen,
+                reason=reason,
+                channel=channel,
+                hold_token=hold_token,
+                booked_by_user=None,
+                external_id="",
+                now=now,
+                rescheduled_from=appointment,
+            )
+    except errors.SlotUnavailable:
+        appointment.refresh_from_db()
+        if hold_token:
+            existing = _appointment_for_hold(hold_token, citizen, new_slot_id)
+            if existing is not None and existing.rescheduled_from_id == appointment.pk:
+                return existing
+            if not _hold_is_live(new_slot_id, citizen, hold_token, now):
+                raise errors.HoldExpired from None
+        raise
+    except IntegrityError as exc:
+        appointment.refresh_from_db()
+        if "appt_no_overlap_per_citizen" in str(exc):
+            raise errors.PatientOverlap from exc
+        raise errors.SlotUnavailable from exc
+    except errors.ApplicationError:
+        appointment.refresh_from_db()  # rolled back: the old appointment stands
+        raise
+    except OperationalError as exc:
+        if "lock timeout" in str(exc) or "lock_not_available" in str(exc):
+            raise errors.Busy from exc
+        raise
+    logger.info("appointment rescheduled", extra={"appointment_id": new.pk, "from_id": appointment.pk})
+    return new

@@ -12,6 +12,7 @@ from citizens.models import Citizen
 KEY = "citizen"
 HOLD_KEY = "hold"
 FOUND_KEY = "found_appointments"
+RESCHEDULE_KEY = "reschedule"
 
 
 class HeldSlot(TypedDict):
@@ -30,14 +31,14 @@ class _CitizenRequest(HttpRequest):
 
 def citizen_sign_in(request: HttpRequest, citizen: Citizen) -> None:
     # Whatever the previous person at this browser held or found is not carried over.
-    for key in (HOLD_KEY, FOUND_KEY):
+    for key in (HOLD_KEY, FOUND_KEY, RESCHEDULE_KEY):
         request.session.pop(key, None)
     request.session.cycle_key()  # a new session id once identified: no fixation
     request.session[KEY] = {"id": citizen.pk, "until": int(time.time()) + settings.CITIZEN_SESSION_SECONDS}
 
 
 def citizen_sign_out(request: HttpRequest) -> None:
-    for key in (KEY, HOLD_KEY, FOUND_KEY):
+    for key in (KEY, HOLD_KEY, FOUND_KEY, RESCHEDULE_KEY):
         request.session.pop(key, None)
 
 
@@ -90,3 +91,17 @@ def _found(request: HttpRequest) -> list[int]:
 
 def found_ids(request: HttpRequest) -> list[int]:
     return _found(request)
+
+
+def reschedule_start(request: HttpRequest, appointment_id: int) -> None:
+    """The next time chosen replaces this appointment (the views check it is the citizen's)."""
+    request.session[RESCHEDULE_KEY] = appointment_id
+
+
+def reschedule_end(request: HttpRequest) -> None:
+    request.session.pop(RESCHEDULE_KEY, None)
+
+
+def reschedule_id(request: HttpRequest) -> int | None:
+    value = request.session.get(RESCHEDULE_KEY)
+    return value if isinstance(value, int) else None

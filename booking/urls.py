@@ -16,5 +16,6 @@ urlpatterns = [
     path("rendez-vous/<int:appointment_id>/", views.appointment_detail, name="appointment"),
     path("rendez-vous/<int:appointment_id>/calendrier.ics", views.appointment_calendar, name="calendar"),
     path("rendez-vous/<int:appointment_id>/annuler/", views.cancel, name="cancel"),
+    path("rendez-vous/<int:appointment_id>/changer/", views.reschedule, name="reschedule"),
     path("annulation/<str:token>/", views.cancel_link, name="cancel_link"),
 ]

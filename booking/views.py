@@ -119,6 +119,7 @@ def search(request: HttpRequest) -> HttpResponse:
         request,
         "booking/search.html",
         {
+            "replacing": _rescheduling(request, citizen),
             "form": form,
             "result": result,
             "care": care,
@@ -156,7 +157,9 @@ def hold(request: HttpRequest, slot_id: int) -> HttpResponse:
         reason = ""
     ratelimit.hit("hold", f"c{citizen.pk}")
     try:
-        held = services.slot_hold(slot_id=slot_id, citizen=citizen)
+        held = services.slot_hold(
+            slot_id=slot_id, citizen=citizen, to_reschedule=_rescheduling(request, citizen)
+        )
     except errors.ApplicationError as exc:
         return _unavailable(request, citizen, slot_id, exc, reason)
     session.hold_remember(
@@ -194,6 +197,7 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
         messages.warning(request, _("Choose a time first: it is then held for you for a few minutes."))
         return redirect("booking:search")
     expires = datetime.fromtimestamp(held["expires"], tz=UTC)
+    replacing = _rescheduling(request, citizen)
     initial = {
         "reason": held.get("reason") or "",
         "email": citizen.email,
@@ -205,14 +209,23 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
         data = form.cleaned_data
         ratelimit.hit("book", f"c{citizen.pk}")
         try:
-            appointment = services.appointment_book(
-                slot_id=slot_id,
-                citizen=citizen,
-                reason=data["reason"],
-                channel=Appointment.Channel.PORTAL,
-                hold_token=data["hold_token"],
-                booked_by_user=request.user if request.user.is_authenticated else None,
-            )
+            if replacing is not None:
+                appointment = services.appointment_reschedule(
+                    appointment=replacing,
+                    new_slot_id=slot_id,
+                    channel=Appointment.Channel.PORTAL,
+                    hold_token=data["hold_token"],
+                    reason=data["reason"],
+                )
+            else:
+                appointment = services.appointment_book(
+                    slot_id=slot_id,
+                    citizen=citizen,
+                    reason=data["reason"],
+                    channel=Appointment.Channel.PORTAL,
+                    hold_token=data["hold_token"],
+                    booked_by_user=request.user if request.user.is_authenticated else None,
+                )
         except errors.ApplicationError as exc:
             if isinstance(exc, errors.ReasonNotAccepted):
                 form.add_error("reason", str(exc.message))
@@ -227,6 +240,7 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
                 language=data["language"],
             )
             request.session.pop(session.HOLD_KEY, None)
+            session.reschedule_end(request)
             return redirect("booking:appointment", appointment_id=appointment.pk)
     seconds_left = max(0, int((expires - timezone.now()).total_seconds()))
     return render(
@@ -237,9 +251,48 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
             "slot": slot,
             "expires": expires,
             "seconds_left": seconds_left,
+            "replacing": replacing,
             **_steps("confirm"),
         },
         status=400 if form.is_bound and not form.is_valid() else 200,
+    )
+
+
+def _rescheduling(request: HttpRequest, citizen: Citizen) -> Appointment | None:
+    """The citizen's own booked appointment that the time being chosen will replace, if any."""
+    appointment_id = session.reschedule_id(request)
+    if appointment_id is None:
+        return None
+    appointment = selectors.appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
+    if appointment is None or not selectors.appointment_is_cancellable(appointment):
+        session.reschedule_end(request)
+        return None
+    return appointment
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def reschedule(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Start moving an appointment: the search then offers times that replace it in one step.
+    The current appointment stays until the new time is confirmed."""
+    citizen = _require_citizen(request)
+    if citizen is None:
+        next_url = reverse("booking:appointment", args=[appointment_id])
+        return redirect(f"{reverse('booking:identify')}?next={next_url}")
+    appointment = selectors.appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
+    if appointment is None:
+        raise Http404
+    if request.method == "POST":
+        if request.POST.get("action") == "stop":
+            session.reschedule_end(request)
+            return redirect("booking:appointment", appointment_id=appointment.pk)
+        if selectors.appointment_is_cancellable(appointment):
+            session.reschedule_start(request, appointment.pk)
+            return redirect("booking:search")
+    return render(
+        request,
+        "booking/reschedule.html",
+        {"appointment": appointment, "cancellable": selectors.appointment_is_cancellable(appointment)},
     )
 
 

@@ -17,4 +17,9 @@ urlpatterns = [
         views.AppointmentCancelApi.as_view(),
         name="appointment-cancel",
     ),
+    path(
+        "appointments/<int:appointment_id>/reschedule",
+        views.AppointmentRescheduleApi.as_view(),
+        name="appointment-reschedule",
+    ),
 ]

@@ -36,7 +36,7 @@ from booking.selectors import (
     next_free_slots,
     slot_search,
 )
-from booking.services import appointment_book, appointment_cancel, slot_hold
+from booking.services import appointment_book, appointment_cancel, appointment_reschedule, slot_hold
 from citizens.models import Citizen
 from citizens.nam import NamError, parse_nam
 from citizens.selectors import citizen_care
@@ -436,6 +436,12 @@ class HoldCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer[Any]):
         slot_id = serializers.IntegerField(min_value=1)
+        reschedule_appointment_id = serializers.IntegerField(
+            min_value=1,
+            required=False,
+            help_text="Your booked appointment this time would replace (see the reschedule endpoint): "
+            "the limit of upcoming appointments then does not refuse the hold.",
+        )
 
         class Meta:
             ref_name = "HoldRequest"
@@ -471,8 +477,15 @@ class HoldCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         slot_id = data.validated_data["slot_id"]
+        to_reschedule = None
+        if "reschedule_appointment_id" in data.validated_data:
+            to_reschedule = appointment_get_for_citizen(
+                citizen=citizen, appointment_id=data.validated_data["reschedule_appointment_id"]
+            )
+            if to_reschedule is None:
+                raise errors.AppointmentNotFound
         try:
-            hold = slot_hold(slot_id=slot_id, citizen=citizen)
+            hold = slot_hold(slot_id=slot_id, citizen=citizen, to_reschedule=to_reschedule)
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(exc, citizen=citizen, slot_id=slot_id) from exc
         payload = {"hold_token": hold.token, "slot_id": hold.slot_id, "expires_at": hold.expires}
@@ -595,7 +608,9 @@ class AppointmentCancelApi(APIView):
 
     class InputSerializer(serializers.Serializer[Any]):
         reason = NamedChoiceField(
-            choices=Appointment.CancelReason.choices,
+            choices=[
+                c for c in Appointment.CancelReason.choices if c[0] != Appointment.CancelReason.RESCHEDULED
+            ],
             component_name="CancelReason",
             help_text="Why you cancel.",
         )
@@ -640,3 +655,67 @@ class AppointmentCancelApi(APIView):
             raise errors.AppointmentNotFound
         appointment = appointment_cancel(appointment=appointment, reason=data.validated_data["reason"])
         return Response(AppointmentSerializer(appointment).data)
+
+
+class AppointmentRescheduleApi(APIView):
+    """Move an appointment to another time in one step: the new time is booked and the old one
+    released together, or nothing changes."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        slot_id = serializers.IntegerField(min_value=1, help_text="The new time (hold it first).")
+        hold_token = serializers.CharField(
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="From POST /holds with reschedule_appointment_id; makes the call idempotent.",
+        )
+        reason = visit_reason_field(required=False, help_text="Defaults to the current appointment's reason.")
+
+        class Meta:
+            ref_name = "RescheduleRequest"
+
+    @extend_schema(
+        operation_id="appointments_reschedule",
+        tags=TAGS_APPOINTMENTS,
+        request=InputSerializer,
+        responses={
+            201: AppointmentSerializer,
+            200: AppointmentSerializer,
+            400: ERROR_400,
+            401: ERROR_401,
+            403: ERROR_403_ELIGIBLE,
+            404: ERROR_404_APPOINTMENT,
+            409: ERROR_409_SLOT,
+            422: ERROR_422_BOOK,
+            429: ERROR_429,
+        },
+    )
+    def post(self, request: Request, appointment_id: int) -> Response:
+        citizen = _citizen(request)
+        ratelimit.hit("book", f"c{citizen.pk}")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        appointment = appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
+        if appointment is None:
+            raise errors.AppointmentNotFound
+        started = timezone.now()
+        try:
+            new = appointment_reschedule(
+                appointment=appointment,
+                new_slot_id=d["slot_id"],
+                channel=Appointment.Channel.CITIZEN_API,
+                hold_token=d["hold_token"],
+                reason=d.get("reason", ""),
+            )
+        except errors.SlotUnavailable as exc:
+            raise _slot_unavailable_with_alternatives(
+                exc, citizen=citizen, slot_id=d["slot_id"], reason=d.get("reason", "")
+            ) from exc
+        created = new.created_at >= started
+        return Response(
+            AppointmentSerializer(new).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
