@@ -265,8 +265,15 @@ class Appointment(models.Model):
 class OutboxEvent(models.Model):
     """Every change to a slot or an appointment, written in the same transaction as the change.
 
-    The notifier and (later) the EMR change feed read it, so nothing is lost when Redis, a worker or
-    an EMR is down. ``notify_state`` moves pending → sent (or skipped) for citizen notifications.
+    The notifier and the EMR change feed read it, so nothing is lost when Redis, a worker or an EMR
+    is down. ``notify_state`` moves pending → sent (or skipped) for citizen notifications.
+
+    ``feed_seq`` is the event's place in the EMR change feed. It is not given at insert (ids and
+    ``created_at`` follow insert order, not commit order, so a reader paging by them could pass an
+    event whose transaction had not committed yet and never see it). A single relay
+    (``sync.feed.feed_relay``) numbers events only after they committed, one batch at a time, each
+    number above every number already given: a reader paging by ``feed_seq`` therefore never has an
+    event appear behind its cursor. Unnumbered events are not in the feed yet.
     """
 
     class NotifyState(models.TextChoices):
@@ -283,12 +290,28 @@ class OutboxEvent(models.Model):
     payload = models.JSONField(default=dict)
     notify_state = models.CharField(max_length=10, choices=NotifyState.choices, default=NotifyState.SKIPPED)
     notified_at = models.DateTimeField(null=True, blank=True)
+    feed_seq = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("outbox event")
         indexes = [
             models.Index(
                 fields=["created_at"], name="outbox_pending_notify", condition=Q(notify_state="pending")
+            ),
+            # The relay's work list: committed events not numbered yet, in the order it numbers them.
+            models.Index(
+                fields=["created_at", "id"], name="outbox_feed_unnumbered", condition=Q(feed_seq=None)
+            ),
+            # A client's feed page: its clinics' events after its cursor.
+            models.Index(
+                fields=["clinic", "feed_seq"], name="outbox_feed_clinic", condition=Q(feed_seq__isnull=False)
+            ),
+        ]
+        constraints = [
+            # One event per place in the feed, whatever a second relay might try (partial: NULLs are
+            # the events not numbered yet, and need no index entry).
+            models.UniqueConstraint(
+                fields=["feed_seq"], name="outbox_feed_seq_unique", condition=Q(feed_seq__isnull=False)
             )
         ]
 

@@ -127,6 +127,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "booking.tasks.notifications_sweep",
         "schedule": timedelta(minutes=1),
     },
+    # The single relay that gives committed outbox events their place in the EMR change feed
+    # (sync.feed); a second one running at once finds the advisory lock taken and does nothing.
+    "feed-relay": {
+        "task": "sync.tasks.feed_relay",
+        "schedule": timedelta(seconds=1),
+        "options": {"expires": 5},
+    },
+    "feed-prune": {
+        "task": "sync.tasks.feed_prune",
+        "schedule": timedelta(days=1),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -258,6 +269,13 @@ OAUTH2_PROVIDER = {
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 # Requests per EMR client, "count/period" as DRF throttles read it (s, m, h, d).
 SYNC_API_RATE = env.str("SYNC_API_RATE", default="1200/m")
+# The EMR change feed: how long events are kept (an older cursor gets 410 and resyncs), and the
+# polling budget (one poll per interval per client; 429 beyond). Published in docs/sync-api.md and
+# the CapabilityStatement.
+SYNC_FEED_RETENTION_DAYS = env.int("SYNC_FEED_RETENTION_DAYS", default=30)
+SYNC_FEED_MIN_INTERVAL_SECONDS = env.int("SYNC_FEED_MIN_INTERVAL_SECONDS", default=10)
+# Without Redis (the demo) there is no beat to run the relay: the feed endpoints run it inline.
+SYNC_FEED_RELAY_INLINE = env.bool("SYNC_FEED_RELAY_INLINE", default=not REDIS_URL)
 
 # Booking rules (defaults; clinics override notice and cut-off on their own row).
 BOOKING_HOLD_SECONDS = env.int("BOOKING_HOLD_SECONDS", default=300)

@@ -7,15 +7,17 @@ from django.conf import settings
 from .fhir.search import CONTROL_PARAMS, RESOURCES
 
 # The date of this statement's content; change it whenever the supported surface changes.
-CAPABILITY_DATE = "2026-11-26"
+CAPABILITY_DATE = "2026-11-27"
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 # Interactions beyond read and search-type, per resource: what sync.views.TYPE_VIEWS and
 # INSTANCE_VIEWS serve (tests/sync/test_metadata.py checks each one answers).
 WRITE_INTERACTIONS = {
     "Slot": ["create", "update", "delete"],
-    "Appointment": ["create", "update"],
+    "Appointment": ["create", "update", "history-type"],
 }
+# The change feed's polling budget, machine-readable (valueInteger: minimum seconds between polls).
+FEED_POLL_INTERVAL_EXTENSION = "https://rdv-sante.quebec/fhir/StructureDefinition/feed-min-poll-interval"
 
 
 def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
@@ -30,10 +32,11 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
             }
         )
         writes = WRITE_INTERACTIONS.get(resource.name, [])
+        updates = [code for code in writes if code != "history-type"]
         entry: dict[str, Any] = {
             "type": resource.name,
             "interaction": [{"code": code} for code in ["read", "search-type", *writes]],
-            "versioning": ("versioned-update" if writes else "versioned")
+            "versioning": ("versioned-update" if updates else "versioned")
             if resource.versioned
             else "no-version",
             "readHistory": False,
@@ -45,7 +48,14 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
             entry.update({"conditionalUpdate": True, "conditionalDelete": "not-supported"})
         if resource.includes:
             entry["searchInclude"] = list(resource.includes)
+        if "history-type" in writes:
+            entry["interaction"][-1]["documentation"] = (
+                "The change feed of appointments: _since (an instant), _count; follow the next link "
+                "(its cursor). Entries in feed order, oldest first, each with the resource as it is now."
+            )
         resources.append(entry)
+    interval = settings.SYNC_FEED_MIN_INTERVAL_SECONDS
+    retention = settings.SYNC_FEED_RETENTION_DAYS
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -64,9 +74,26 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     "(If-Match), conditional update by identifier, delete = withdraw. Appointments: read, "
                     "search, create (a desk booking; the patient by NAM in the body), status updates. "
                     f"Paging: follow the Bundle's next link (opaque {CONTROL_PARAMS[1]}). Unknown search "
-                    "parameters are refused with 400. Patient lookup, Bundles, agenda snapshots and the "
-                    "change feed are not available yet (see docs/sync-api.md)."
+                    "parameters are refused with 400. Change feed: GET $feed (no cursor: the current "
+                    "head) then GET $feed?cursor=n&_count=m, and GET Appointment/_history?_since=; "
+                    "every change your EMR did not make, for your clinics, each exactly once when you "
+                    f"follow the next link. Polling budget: one feed poll per {interval} s per client "
+                    "(429 with Retry-After beyond), except right after a full page. Events are kept "
+                    f"{retention} days; an older cursor gets 410: resync. Patient lookup, Bundles, "
+                    "agenda snapshots and webhooks are not available yet (see docs/sync-api.md)."
                 ),
+                "extension": [{"url": FEED_POLL_INTERVAL_EXTENSION, "valueInteger": interval}],
+                "operation": [
+                    {
+                        "name": "feed",
+                        "definition": "https://rdv-sante.quebec/fhir/OperationDefinition/feed",
+                        "documentation": (
+                            "GET $feed?cursor=n&_count=m (system/Appointment.read; Slot entries too "
+                            "with system/Slot.read): a history Bundle of the changes after cursor n; "
+                            "the next link and meta.extension feed-cursor give the cursor to continue."
+                        ),
+                    }
+                ],
                 "security": {
                     "extension": [
                         {"url": SMART_OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url}]}

@@ -95,6 +95,7 @@ class AuditEvent(models.Model):
         SEARCH = "search", "search"
         CREATE = "create", "create"
         UPDATE = "update", "update"
+        FEED = "feed", "feed"
 
     emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=10, choices=Action.choices)

@@ -2,13 +2,16 @@
 
 from django.urls import path, re_path
 
-from . import views
+from . import feed_views, views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
 
 urlpatterns = [
     path("", views.UnknownView.as_view(), name="base"),
+    # The change feed, before the resource patterns (``_history`` is not an id).
+    path("$feed", feed_views.FeedView.as_view(), name="feed"),
+    path("Appointment/_history", feed_views.AppointmentHistoryView.as_view(), name="appointment-history"),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"

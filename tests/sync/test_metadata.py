@@ -13,7 +13,7 @@ RESOURCES = {
     "Slot",
     "Appointment",
 }
-WRITES = {"Slot": ["create", "update", "delete"], "Appointment": ["create", "update"]}
+WRITES = {"Slot": ["create", "update", "delete"], "Appointment": ["create", "update", "history-type"]}
 
 
 def test_metadata_is_a_capability_statement_for_fhir_4_0_1_without_authentication(client, db):
