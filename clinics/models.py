@@ -188,3 +188,103 @@ class PractitionerRole(models.Model):
 
     def __str__(self) -> str:
         return f"{self.practitioner} @ {self.clinic}"
+
+
+class ClinicMembership(models.Model):
+    """A person's staff role at one clinic: what they may see and do there (invariant 7).
+
+    Roles: a clinic administrator manages the clinic's staff and settings; a receptionist runs the
+    agenda and the phone channel; a practitioner reads the agenda (``practitioner`` links the account
+    to the doctor it belongs to). Offboarding sets ``is_active`` off and ``deactivated_at``; the row is
+    kept so that the audit log's "who" stays resolvable. Access is checked on every request, so a
+    deactivated membership stops working at once (``clinics.services.membership_deactivate`` also
+    ends the person's sessions).
+    """
+
+    class Role(models.TextChoices):
+        CLINIC_ADMIN = "clinic_admin", _("Clinic administrator")
+        RECEPTIONIST = "receptionist", _("Receptionist")
+        PRACTITIONER = "practitioner", _("Practitioner")
+
+    user = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    practitioner = models.ForeignKey(
+        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="memberships"
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("clinic staff membership")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="membership_unique_user_clinic"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["clinic_admin", "receptionist", "practitioner"]),
+                name="membership_role_valid",
+            ),
+            # Only a practitioner's membership names a practitioner.
+            models.CheckConstraint(
+                condition=models.Q(role="practitioner") | models.Q(practitioner__isnull=True),
+                name="membership_practitioner_only_for_role",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_active=True, deactivated_at__isnull=True)
+                | models.Q(is_active=False, deactivated_at__isnull=False),
+                name="membership_deactivated_at_matches",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Membership #{self.pk} ({self.role})"
+
+
+class BoardRole(models.Model):
+    """A provincial role, above the clinics: a board administrator (reviews clinic onboarding) or an
+    analyst (reads management information). Neither role sees any clinic's citizens."""
+
+    class Role(models.TextChoices):
+        BOARD_ADMIN = "board_admin", _("Board administrator")
+        ANALYST = "analyst", _("Provincial analyst")
+
+    user = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="board_roles")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("board role")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "role"], name="boardrole_unique_user_role"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["board_admin", "analyst"]), name="boardrole_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Board role #{self.pk} ({self.role})"
+
+
+class StaffAuditEvent(models.Model):
+    """One citizen record shown to a staff member (invariant 7): who, which record, when, why.
+
+    Ids only, never personal data, so that anonymizing old records keeps the log verifiable. One row
+    per citizen per response (``clinics.audit.audit_staff_read``). The EMR side keeps its own log in
+    ``sync.AuditEvent``: domain apps never import ``sync``.
+    """
+
+    user = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, default="read")
+    resource_type = models.CharField(max_length=40)
+    resource_id = models.BigIntegerField()
+    purpose = models.CharField(max_length=20)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("staff audit event")
+        indexes = [models.Index(fields=["resource_type", "resource_id"], name="staffaudit_resource")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource_type}/{self.resource_id} by user #{self.user_id}"

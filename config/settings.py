@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "oauth2_provider",
     "clinics",
     "citizens",
@@ -159,6 +160,15 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Multi-factor authentication (allauth.mfa), required for clinic staff by clinics.access.staff_required:
+# TOTP with recovery codes, and WebAuthn security keys (allauth's own script, no build step). One
+# 30-second step of tolerance either side absorbs a phone's clock drift.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = "Rendez-vous santé Québec"
+MFA_TOTP_TOLERANCE = 1
+MFA_PASSKEY_LOGIN_ENABLED = False
+# WebAuthn needs a secure origin; the plain-HTTP demo is allowed an insecure one, production never.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 LOGIN_REDIRECT_URL = "booking:mine"
 LOGIN_URL = "account_login"
 

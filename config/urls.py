@@ -17,6 +17,7 @@ urlpatterns = [
     path("oauth/token/", TokenView.as_view(), name="oauth-token"),
     path("comptes/", include("allauth.urls")),
     path("compte/", include("citizens.urls")),
+    path("clinique/", include("clinics.urls")),
     path("gestion/", admin.site.urls),
     path("", include("booking.urls")),
 ]

@@ -1,0 +1,28 @@
+"""Invariant 7: every staff response that carries a citizen's data writes one audit row per citizen."""
+
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from citizens.models import User
+
+from .models import Clinic, StaffAuditEvent
+
+
+def audit_staff_read(*, user: User, clinic: Clinic | None, purpose: str, citizen_ids: Iterable[int]) -> int:
+    """One row per citizen shown, in one INSERT; ids only, never personal data."""
+    now = timezone.now()
+    rows = [
+        StaffAuditEvent(
+            user=user,
+            clinic=clinic,
+            action="read",
+            resource_type="Citizen",
+            resource_id=pk,
+            purpose=purpose,
+            at=now,
+        )
+        for pk in dict.fromkeys(citizen_ids)
+    ]
+    StaffAuditEvent.objects.bulk_create(rows)
+    return len(rows)

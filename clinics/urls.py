@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "clinics"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("<int:clinic_id>/agenda/", views.agenda, name="agenda"),
+    path("<int:clinic_id>/agenda/feuille/", views.day_sheet, name="day_sheet"),
+    path("<int:clinic_id>/personnel/", views.staff_list, name="staff"),
+    path(
+        "<int:clinic_id>/personnel/<int:membership_id>/desactiver/",
+        views.membership_deactivate,
+        name="membership_deactivate",
+    ),
+]
