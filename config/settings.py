@@ -139,6 +139,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sync.tasks.feed_prune",
         "schedule": timedelta(days=1),
     },
+    # Webhook deliveries (sync.webhooks); the relay also kicks one as soon as it numbered events.
+    # Each subscription is locked (skip locked) while it is delivered, so overlapping runs are safe.
+    "webhooks-deliver": {
+        "task": "sync.tasks.webhooks_deliver",
+        "schedule": timedelta(seconds=2),
+        "options": {"expires": 10},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -286,12 +293,22 @@ SYNC_FEED_RETENTION_DAYS = env.int("SYNC_FEED_RETENTION_DAYS", default=30)
 SYNC_FEED_MIN_INTERVAL_SECONDS = env.int("SYNC_FEED_MIN_INTERVAL_SECONDS", default=10)
 # Without Redis (the demo) there is no beat to run the relay: the feed endpoints run it inline.
 SYNC_FEED_RELAY_INLINE = env.bool("SYNC_FEED_RELAY_INLINE", default=not REDIS_URL)
+# Webhooks (FHIR Subscription rest-hook, sync.webhooks): a subscription is dead (nothing sent until
+# its client re-activates it) after this many consecutive failed deliveries, or once it has been
+# failing for this many hours; events per delivery; subscriptions per client (active or dead).
+# Plain-http endpoints and loopback hosts are for the demo and tests only (default: DEBUG).
+SYNC_WEBHOOK_MAX_FAILURES = env.int("SYNC_WEBHOOK_MAX_FAILURES", default=10)
+SYNC_WEBHOOK_DEAD_AFTER_HOURS = env.int("SYNC_WEBHOOK_DEAD_AFTER_HOURS", default=24)
+SYNC_WEBHOOK_BATCH = env.int("SYNC_WEBHOOK_BATCH", default=100)
+SYNC_WEBHOOK_MAX_PER_CLIENT = env.int("SYNC_WEBHOOK_MAX_PER_CLIENT", default=5)
+SYNC_WEBHOOK_ALLOW_LOOPBACK = env.bool("SYNC_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 
 # Booking rules (defaults; clinics override notice and cut-off on their own row).
 BOOKING_HOLD_SECONDS = env.int("BOOKING_HOLD_SECONDS", default=300)
 BOOKING_MAX_ACTIVE_ONLINE = env.int("BOOKING_MAX_ACTIVE_ONLINE", default=2)
 CITIZEN_SESSION_SECONDS = env.int("CITIZEN_SESSION_SECONDS", default=30 * 60)
 CITIZEN_API_TOKEN_SECONDS = env.int("CITIZEN_API_TOKEN_SECONDS", default=30 * 60)
+
 
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {

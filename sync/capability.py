@@ -7,7 +7,7 @@ from django.conf import settings
 from .fhir.search import CONTROL_PARAMS, RESOURCES
 
 # The date of this statement's content; change it whenever the supported surface changes.
-CAPABILITY_DATE = "2026-11-27"
+CAPABILITY_DATE = "2026-11-28"
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 # Interactions beyond read and search-type, per resource: what sync.views.TYPE_VIEWS and
@@ -54,6 +54,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                 "(its cursor). Entries in feed order, oldest first, each with the resource as it is now."
             )
         resources.append(entry)
+    resources.append(_subscription_entry())
     interval = settings.SYNC_FEED_MIN_INTERVAL_SECONDS
     retention = settings.SYNC_FEED_RETENTION_DAYS
     return {
@@ -63,7 +64,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
         "publisher": "Rendez-vous santé Québec",
         "kind": "instance",
         "software": {"name": "Rendez-vous santé Québec: EMR synchronization API"},
-        "implementation": {"description": "EMR synchronization API (second increment)", "url": base_url},
+        "implementation": {"description": "EMR synchronization API (fourth increment)", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["json", "application/fhir+json"],
         "rest": [
@@ -79,8 +80,10 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     "every change your EMR did not make, for your clinics, each exactly once when you "
                     f"follow the next link. Polling budget: one feed poll per {interval} s per client "
                     "(429 with Retry-After beyond), except right after a full page. Events are kept "
-                    f"{retention} days; an older cursor gets 410: resync. Patient lookup, Bundles, "
-                    "agenda snapshots and webhooks are not available yet (see docs/sync-api.md)."
+                    f"{retention} days; an older cursor gets 410: resync. Webhooks: a Subscription "
+                    "(rest-hook, criteria Appointment) receives the same history Bundles, HMAC-signed "
+                    "(X-RDV-Signature), in feed order, retried with backoff. Patient lookup, Bundles "
+                    "and agenda snapshots are not available yet (see docs/sync-api.md)."
                 ),
                 "extension": [{"url": FEED_POLL_INTERVAL_EXTENSION, "valueInteger": interval}],
                 "operation": [
@@ -105,6 +108,36 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     ),
                 },
                 "resource": resources,
+            }
+        ],
+    }
+
+
+def _subscription_entry() -> dict[str, Any]:
+    """Webhooks, as FHIR R4 Subscriptions: what ``sync.webhook_views`` serves, exactly."""
+    max_failures = settings.SYNC_WEBHOOK_MAX_FAILURES
+    return {
+        "type": "Subscription",
+        "documentation": (
+            "Webhooks (system/Appointment.read). channel.type rest-hook only, channel.payload "
+            "application/fhir+json, criteria Appointment only; channel.endpoint https. The create "
+            "answer carries the signing secret once (extension subscription-secret). Each delivery "
+            "is a history Bundle, as $feed answers, POSTed with X-RDV-Signature: sha256=<hex "
+            "HMAC-SHA256 of the body>, X-RDV-Timestamp and X-RDV-Delivery; in feed order, the next "
+            "one only after a 2xx; retried with exponential backoff (2 s to 1 h); after "
+            f"{max_failures} failures in a row the status is error and the undelivered changes wait "
+            "(extension subscription-delivery: cursor, pending); PUT status requested resumes. "
+            "DELETE turns it off."
+        ),
+        "interaction": [{"code": code} for code in ["read", "search-type", "create", "update", "delete"]],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "searchParam": [
+            {
+                "name": "status",
+                "type": "token",
+                "documentation": "requested, active, error, off; comma = or.",
             }
         ],
     }

@@ -34,7 +34,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 
 from booking.models import Appointment, OutboxEvent
@@ -113,6 +113,28 @@ def feed_head() -> int:
     return OutboxEvent.objects.aggregate(head=Max("feed_seq"))["head"] or 0
 
 
+def feed_events(
+    *, clinic_ids: Collection[int], after: int, up_to: int | None = None, include_slots: bool
+) -> QuerySet[OutboxEvent]:
+    """The one selection of what a client's feed holds: its clinics' numbered events after ``after``
+    (up to ``up_to``), without the changes its EMR made itself. The feed pages and the webhooks both
+    read through it, so they can never disagree on what a client is sent."""
+    rows = OutboxEvent.objects.filter(feed_seq__gt=after, clinic_id__in=clinic_ids).exclude(
+        channel=EMR_CHANNEL
+    )
+    if up_to is not None:
+        rows = rows.filter(feed_seq__lte=up_to)
+    if not include_slots:
+        rows = rows.filter(appointment__isnull=False)
+    return rows
+
+
+def feed_cursor_expired(cursor: int) -> bool:
+    """Whether events after ``cursor`` may already have been deleted by the retention."""
+    oldest = OutboxEvent.objects.aggregate(oldest=Min("feed_seq"))["oldest"]
+    return oldest is not None and cursor < oldest - 1
+
+
 @dataclass(frozen=True)
 class FeedPage:
     events: list[OutboxEvent]
@@ -142,16 +164,11 @@ def feed_page(
     if cursor is not None:
         if cursor > head:
             raise FeedCursorUnknown
-        oldest = OutboxEvent.objects.aggregate(oldest=Min("feed_seq"))["oldest"]
-        if oldest is not None and cursor < oldest - 1:
+        if feed_cursor_expired(cursor):
             raise FeedExpired
-    rows = OutboxEvent.objects.filter(
-        feed_seq__gt=cursor or 0, feed_seq__lte=head, clinic_id__in=clinic_ids
-    ).exclude(channel=EMR_CHANNEL)
+    rows = feed_events(clinic_ids=clinic_ids, after=cursor or 0, up_to=head, include_slots=include_slots)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
-    if not include_slots:
-        rows = rows.filter(appointment__isnull=False)
     events = list(
         rows.order_by("feed_seq").only(
             "id", "feed_seq", "kind", "created_at", "slot_id", "appointment_id", "clinic_id", "payload"

@@ -17,19 +17,14 @@ from oauth2_provider.models import AccessToken
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from booking.models import OutboxEvent, Slot
-
 from . import feed
 from .audit import audit_record
-from .fhir import resources
+from .feed_bundle import history_bundle
 from .fhir.errors import FhirError
 from .fhir.search import RESOURCES, _date
 from .models import AuditEvent
-from .selectors import appointment_queryset, slot_queryset
 from .views import FhirView, fhir_base_url
 
-FEED_CURSOR_EXTENSION = f"{resources.BASE}/StructureDefinition/feed-cursor"
-FEED_EVENT_EXTENSION = f"{resources.BASE}/StructureDefinition/feed-event"
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
 
@@ -80,19 +75,6 @@ def _poll_budget_return(client_id: int) -> None:
     cache.delete(f"sync:feed-poll:{client_id}")
 
 
-def _version(event: OutboxEvent, key: str, current: int) -> int:
-    value = event.payload.get(key) if isinstance(event.payload, dict) else None
-    return value if isinstance(value, int) else current
-
-
-def _method(kind: str) -> tuple[str, str]:
-    if kind.endswith((".booked", ".created")):
-        return "POST", "201"
-    if kind.endswith(".withdrawn"):
-        return "DELETE", "204"
-    return "PUT", "200"
-
-
 class FeedBundleView(FhirView):
     """Shared by both endpoints; the token needs ``system/Appointment.read``."""
 
@@ -100,76 +82,24 @@ class FeedBundleView(FhirView):
     include_slots = False
 
     def page_response(self, page: feed.FeedPage, *, next_url: str, self_url: str) -> Response:
-        clinic_ids = self.clinic_ids()
-        appointment_ids = {e.appointment_id for e in page.events if e.appointment_id}
-        slot_ids = {e.slot_id for e in page.events if e.slot_id and not e.appointment_id}
-        appointments = {a.pk: a for a in appointment_queryset(clinic_ids).filter(pk__in=appointment_ids)}
-        slots = {s.pk: s for s in slot_queryset(clinic_ids).filter(pk__in=slot_ids)} if slot_ids else {}
-        base = fhir_base_url(self.request)
-        entries = []
-        sent: list[int] = []
-        for event in page.events:
-            method, status = _method(event.kind)
-            entry: dict[str, Any] = {
-                "extension": [
-                    {
-                        "url": FEED_EVENT_EXTENSION,
-                        "extension": [
-                            {"url": "seq", "valueString": str(event.feed_seq)},
-                            {"url": "kind", "valueCode": event.kind},
-                        ],
-                    }
-                ]
-            }
-            if event.appointment_id:
-                row: Any = appointments.get(event.appointment_id)
-                if row is None:  # not in the client's clinics any more (moved between pages)
-                    continue
-                type_name, version = "Appointment", _version(event, "appointment_version", row.version)
-                entry["fullUrl"] = f"{base}Appointment/{row.pk}"
-                entry["resource"] = resources.appointment(row)
-                sent.append(row.pk)
-            else:
-                row = slots.get(event.slot_id or 0)
-                if row is None:
-                    continue
-                type_name, version = "Slot", _version(event, "version", row.version)
-                entry["fullUrl"] = f"{base}Slot/{row.pk}"
-                # A withdrawn slot is a deleted resource: its entries carry no resource.
-                if row.status != Slot.Status.CANCELLED:
-                    entry["resource"] = resources.slot(row)
-            entry["request"] = {
-                "method": method,
-                "url": type_name if method == "POST" else f"{type_name}/{row.pk}",
-            }
-            entry["response"] = {
-                "status": status,
-                "etag": f'W/"{version}"',
-                "lastModified": resources.instant(event.created_at),
-            }
-            entries.append(entry)
-        if sent:
+        built = history_bundle(
+            page,
+            clinic_ids=self.clinic_ids(),
+            base_url=fhir_base_url(self.request),
+            self_url=self_url,
+            next_url=next_url,
+            now=timezone.now(),
+        )
+        if built.appointment_ids:
             audit_record(
                 emr_client=self.emr_client,
                 action=AuditEvent.Action.FEED,
                 resource_type="Appointment",
-                ids=sent,
+                ids=built.appointment_ids,
             )
         if page.full:
             _poll_budget_return(self.emr_client.pk)
-        now = timezone.now()
-        bundle: dict[str, Any] = {
-            "resourceType": "Bundle",
-            "meta": {
-                "lastUpdated": resources.instant(now),
-                "extension": [{"url": FEED_CURSOR_EXTENSION, "valueString": str(page.next_cursor)}],
-            },
-            "type": "history",
-            "timestamp": resources.instant(now),
-            "link": [{"relation": "self", "url": self_url}, {"relation": "next", "url": next_url}],
-            "entry": entries,
-        }
-        return Response(bundle)
+        return Response(built.bundle)
 
     def run(self, *, endpoint: str, cursor: int | None, since: Any, count: int) -> Response:
         if settings.SYNC_FEED_RELAY_INLINE:

@@ -96,6 +96,7 @@ class AuditEvent(models.Model):
         CREATE = "create", "create"
         UPDATE = "update", "update"
         FEED = "feed", "feed"
+        WEBHOOK = "webhook", "webhook"
 
     emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -110,3 +111,53 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.resource_type}/{self.resource_id} by client #{self.emr_client_id}"
+
+
+class WebhookSubscription(models.Model):
+    """A webhook of an EMR client (FHIR ``Subscription``, channel ``rest-hook``): its change feed,
+    pushed to its endpoint in feed order, signed with a secret that only we and the client hold.
+
+    States: ``active`` (delivered by ``sync.webhooks``), ``dead`` (too many consecutive failures:
+    nothing is sent until the client re-activates it; shown as FHIR status ``error``), ``off`` (the
+    client deleted it; kept for history). ``last_delivered_seq`` is the subscription's cursor in the
+    feed: it moves only when the endpoint acknowledged a delivery with a 2xx, so the events after it
+    are exactly the ones not yet delivered (the dead letters, when the subscription is dead).
+
+    ``secret`` is stored as given to the client, because signing needs it in the clear; it is shown
+    once, in the answer to the creation, and never again.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        DEAD = "dead", "dead"
+        OFF = "off", "off"
+
+    emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="webhooks")
+    endpoint = models.URLField(max_length=2000)
+    secret = models.CharField(max_length=100, editable=False)
+    criteria = models.CharField(max_length=200, default="Appointment")
+    reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_delivered_seq = models.BigIntegerField(default=0)
+    last_delivered_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Consecutive failures since the last 2xx, and when that run of failures began.
+    failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # An HTTP status or an exception class: never the endpoint's answer (it could echo anything).
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "webhook subscription"
+        indexes = [models.Index(fields=["next_attempt_at"], name="webhook_due", condition=Q(status="active"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "dead", "off"]), name="webhook_status_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook #{self.pk} of client #{self.emr_client_id} ({self.status})"

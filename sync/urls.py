@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import feed_views, views
+from . import feed_views, views, webhook_views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
@@ -12,6 +12,13 @@ urlpatterns = [
     # The change feed, before the resource patterns (``_history`` is not an id).
     path("$feed", feed_views.FeedView.as_view(), name="feed"),
     path("Appointment/_history", feed_views.AppointmentHistoryView.as_view(), name="appointment-history"),
+    # Webhook subscriptions (not a searchable resource of the clinics: its own views).
+    path("Subscription", webhook_views.SubscriptionTypeView.as_view(), name="subscriptions"),
+    re_path(
+        r"^Subscription/(?P<pk>[A-Za-z0-9\-.]{1,64})$",
+        webhook_views.SubscriptionInstanceView.as_view(),
+        name="subscription",
+    ),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"

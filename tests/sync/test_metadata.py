@@ -12,8 +12,13 @@ RESOURCES = {
     "Schedule",
     "Slot",
     "Appointment",
+    "Subscription",
 }
-WRITES = {"Slot": ["create", "update", "delete"], "Appointment": ["create", "update", "history-type"]}
+WRITES = {
+    "Slot": ["create", "update", "delete"],
+    "Appointment": ["create", "update", "history-type"],
+    "Subscription": ["create", "update", "delete"],
+}
 
 
 def test_metadata_is_a_capability_statement_for_fhir_4_0_1_without_authentication(client, db):
@@ -73,7 +78,7 @@ EXAMPLE_VALUES = {
     "slot": "Slot/1",
     "date": "ge2026-01-01",
 }
-STATUS_EXAMPLES = {"Appointment": "booked"}
+STATUS_EXAMPLES = {"Appointment": "booked", "Subscription": "active"}
 
 
 def test_every_declared_search_parameter_is_accepted_and_no_other(client, fhir_a):
