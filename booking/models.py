@@ -334,3 +334,75 @@ class SearchMiss(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} {self.fsa} {self.created_at:%Y-%m-%d}"
+
+
+class Reminder(models.Model):
+    """One reminder message (one kind, one channel) for one appointment: see docs/reminders.md.
+
+    State: ``pending`` (waiting for ``due_at``) → ``sending`` (claimed by one sender, ``attempts``
+    counts the claims) → ``sent``; back to ``pending`` with a later ``due_at`` after a transient
+    failure or outside the 8:00–21:00 clinic-time window; ``skipped`` when it cannot or should no
+    longer be sent (no address, too late, too many attempts); ``cancelled`` when the appointment is
+    no longer booked. A row left in ``sending`` past the timeout (its worker was killed) is claimed
+    again and re-sent with the same ``idempotency_key``, which the backend passes to the provider.
+
+    The unique (appointment, kind, channel) constraint makes scheduling idempotent: a second
+    scheduler run inserts nothing. ``last_error`` holds an error class or code, never personal data.
+    """
+
+    class Kind(models.TextChoices):
+        DAY_BEFORE = "day_before", _("The day before")
+        THREE_DAYS = "three_days", _("Three days before")
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("E-mail")
+        SMS = "sms", _("Text message")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Not sent")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="reminders")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(max_length=200, blank=True)
+    last_error = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("reminder")
+        indexes = [
+            # The sender's two work lists: due pending rows, and claims abandoned by a killed worker.
+            models.Index(fields=["due_at"], name="reminder_pending_due", condition=Q(state="pending")),
+            models.Index(
+                fields=["claimed_at"], name="reminder_sending_claimed", condition=Q(state="sending")
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment", "kind", "channel"], name="reminder_unique_kind_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "sending", "sent", "skipped", "cancelled"]),
+                name="reminder_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["day_before", "three_days"]), name="reminder_kind_valid"
+            ),
+            models.CheckConstraint(condition=Q(channel__in=["email", "sms"]), name="reminder_channel_valid"),
+            models.CheckConstraint(
+                condition=~Q(state="sending") | Q(claimed_at__isnull=False), name="reminder_sending_has_claim"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reminder #{self.pk} {self.kind}/{self.channel} {self.state}"

@@ -8,6 +8,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from . import reminders
 from .models import OutboxEvent
 from .notifications import send_appointment_email
 
@@ -55,3 +56,17 @@ def notifications_sweep() -> int:
     if ids:
         logger.info("notifications sweep sent pending events", extra={"count": len(ids)})
     return len(ids)
+
+
+@shared_task(ignore_result=True)
+def reminders_schedule() -> int:
+    """Beat, every few minutes: pending reminders for booked appointments of the next days."""
+    count = reminders.reminders_schedule()
+    logger.info("reminders scheduled", extra={"offered": count})
+    return count
+
+
+@shared_task(ignore_result=True)
+def reminders_send() -> int:
+    """Beat, every minute: send the due reminders; overlapping runs each claim different rows."""
+    return reminders.reminders_send()

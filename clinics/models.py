@@ -101,6 +101,10 @@ class Clinic(models.Model):
         validators=[MaxValueValidator(24)],
         help_text=_("Citizens may cancel online until this many hours before the appointment."),
     )
+    reminder_three_days = models.BooleanField(
+        default=False,
+        help_text=_("Also remind citizens three days before (the day before is always sent)."),
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:

@@ -128,6 +128,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "booking.tasks.notifications_sweep",
         "schedule": timedelta(minutes=1),
     },
+    # Appointment reminders (booking.reminders, docs/reminders.md): insert the missing ones, then send
+    # the due ones; overlapping runs are safe (unique rows; claims with skip locked).
+    "reminders-schedule": {
+        "task": "booking.tasks.reminders_schedule",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
+    "reminders-send": {
+        "task": "booking.tasks.reminders_send",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     # The single relay that gives committed outbox events their place in the EMR change feed
     # (sync.feed); a second one running at once finds the advisory lock taken and does nothing.
     "feed-relay": {
@@ -309,6 +321,18 @@ BOOKING_MAX_ACTIVE_ONLINE = env.int("BOOKING_MAX_ACTIVE_ONLINE", default=2)
 CITIZEN_SESSION_SECONDS = env.int("CITIZEN_SESSION_SECONDS", default=30 * 60)
 CITIZEN_API_TOKEN_SECONDS = env.int("CITIZEN_API_TOKEN_SECONDS", default=30 * 60)
 
+# Reminders (docs/reminders.md). SMS_BACKEND is a dotted path (booking.sms); empty switches text
+# messages off. The demo prints them; production never does by default (they carry cancel links).
+SMS_BACKEND = env.str("SMS_BACKEND", default="booking.sms.ConsoleSmsBackend" if DEBUG else "")
+REMINDER_LOOKAHEAD_DAYS = env.int("REMINDER_LOOKAHEAD_DAYS", default=4)
+REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
+# A claim older than this belongs to a killed worker and is taken again (same idempotency key); it
+# must exceed the slowest send (SMTP and SMS timeouts).
+REMINDER_SENDING_TIMEOUT_SECONDS = env.int("REMINDER_SENDING_TIMEOUT_SECONDS", default=600)
+# Closer to the start than this, a reminder is no longer sent.
+REMINDER_MIN_LEAD_MINUTES = env.int("REMINDER_MIN_LEAD_MINUTES", default=120)
+REMINDER_BATCH = env.int("REMINDER_BATCH", default=100)
+REMINDER_MAX_BATCHES = env.int("REMINDER_MAX_BATCHES", default=50)
 
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {
