@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: a provincial-size database of its own on the local PostgreSQL, then each scenario.
-# Today: the seed (timed) and the citizen search plans (docs/search-plan.md). The benchmarks issue
-# adds the booking, reconciliation, memory and load scenarios here.
+# The seed (timed, reused when present), the citizen search plans (docs/search-plan.md), then the
+# booking scenarios of issue 7: raw SQL through pgbench (the physical limit), the booking service
+# in-process, and the real HTTP stack (gunicorn); each restores the database exactly afterwards.
+# Results: bench/results/booking_*.json; summary: docs/benchmarks.md. Durations: BENCH_PGBENCH_SECONDS
+# (15), BENCH_INPROCESS_SECONDS (20), BENCH_SUSTAINED_SECONDS (60). Reconciliation, memory and load
+# scenarios come later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=${BENCH_DB:-rdv_bench}
@@ -15,3 +19,8 @@ start=$(date +%s)
 echo "seed: $(( $(date +%s) - start )) s (0 when the database was already seeded)"
 .venv/bin/python bench/explain_search.py --out docs/search-plan.md
 echo "Search plans written to docs/search-plan.md"
+bash bench/booking_pgbench.sh
+.venv/bin/python bench/booking_inprocess.py
+.venv/bin/python bench/booking_http.py
+.venv/bin/python bench/booking_summary.py --out docs/benchmarks.md
+echo "Booking benchmarks written to bench/results/booking_*.json and docs/benchmarks.md"
