@@ -161,3 +161,39 @@ class SameSlot(ApplicationError):
     code = "same_slot"
     status = 422
     message = _("Your appointment is already at this time. Choose another time to move it.")
+
+
+class SlotInPast(ApplicationError):
+    code = "slot_in_past"
+    status = 422
+    message = _("This time is already past: a slot can only be published for a future time.")
+
+
+class ClinicUsesEmr(ApplicationError):
+    code = "clinic_uses_emr"
+    status = 403
+    message = _("This clinic keeps its agenda in its EMR: change its slots in the EMR.")
+
+
+class NothingToPublish(ApplicationError):
+    code = "nothing_to_publish"
+    status = 422
+    message = _("There is no time to publish.")
+
+
+class PractitionerNotAttached(ApplicationError):
+    code = "practitioner_not_attached"
+    status = 422
+    message = _("This practitioner does not practise at this clinic (or no longer does).")
+
+
+class InvalidPeriod(ApplicationError):
+    code = "invalid_period"
+    status = 400
+    message = _("The end of the period must come after its start.")
+
+
+class AgendaChanged(ApplicationError):
+    code = "agenda_changed"
+    status = 409
+    message = _("The agenda changed since the preview. Check the new preview, then confirm again.")

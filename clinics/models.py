@@ -292,3 +292,43 @@ class StaffAuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.resource_type}/{self.resource_id} by user #{self.user_id}"
+
+
+class AgendaChange(models.Model):
+    """One bulk change a staff member made to a practitioner's agenda: who, what, when, and why.
+
+    Written by the booking services in the same transaction as the change (publishing slots from a
+    template, blocking a period, changing the offer of free slots). ``note`` is the staff-only
+    reason given when blocking a period ("sick leave"): it never reaches citizens or EMRs, so it is
+    kept here and not in the outbox payloads that the change feed serves.
+    """
+
+    class Kind(models.TextChoices):
+        PUBLISH = "publish", _("Slots published from a template")
+        BLOCK = "block", _("Period blocked")
+        CHANGE = "change", _("Free slots changed")
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="agenda_changes")
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="+")
+    by = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    note = models.CharField(max_length=300, blank=True)
+    slots_count = models.PositiveIntegerField(default=0)
+    appointments_count = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("agenda change")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["publish", "block", "change"]), name="agendachange_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="agendachange_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Agenda change #{self.pk} ({self.kind})"

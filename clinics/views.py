@@ -4,28 +4,35 @@ Every page that names a patient writes one audit row per citizen shown (invarian
 answers. Pages work without JavaScript.
 """
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format, time_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_safe
 
+from booking import errors as booking_errors
+from booking import services as booking_services
+from booking.errors import ApplicationError
 from citizens.models import User
 
-from . import selectors, services
+from . import selectors, services, slot_plans
 from .access import staff_required
 from .audit import audit_staff_read
-from .forms import AgendaForm
-from .models import ClinicMembership
+from .forms import AgendaForm, BlockPeriodForm, OfferChangeForm, SlotTemplateForm
+from .models import Clinic, ClinicMembership
 
 AGENDA_ROLES = tuple(ClinicMembership.Role.values)
 ADMIN_ROLES = (ClinicMembership.Role.CLINIC_ADMIN,)
+# Who changes the agenda: clinic administrators and receptionists; practitioners read it.
+PLANNER_ROLES = (ClinicMembership.Role.CLINIC_ADMIN, ClinicMembership.Role.RECEPTIONIST)
 
 
 def _user(request: HttpRequest) -> User:
@@ -45,6 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "memberships": selectors.memberships_for_staff_home(user),
             "board_roles": sorted(selectors.board_roles_for(user)),
             "admin_role": ClinicMembership.Role.CLINIC_ADMIN,
+            "planner_roles": PLANNER_ROLES,
         },
     )
 
@@ -91,6 +99,8 @@ def agenda(request: HttpRequest, clinic_id: int) -> HttpResponse:
             "previous_url": link(day - timedelta(days=step)),
             "next_url": link(day + timedelta(days=step)),
             "today_url": link(today),
+            "can_plan": not clinic.uses_emr
+            and clinic.pk in selectors.clinic_ids_for_staff(user, roles=PLANNER_ROLES),
         },
     )
 
@@ -166,3 +176,215 @@ def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: i
             )
         return redirect(reverse("clinics:staff", args=[clinic.pk]))
     return render(request, "clinics/membership_deactivate.html", {"clinic": clinic, "membership": membership})
+
+
+# --- the web agenda's bulk changes ----------------------------------------------------------------
+# Clinic administrators and receptionists run the agenda; practitioners read it (ClinicMembership).
+# Each page previews first (GET, or POST action=preview) and changes on a POST confirmation; the
+# booking service checks everything again and refuses a confirmation whose agenda changed meanwhile.
+
+_NOT_CARRIED = {"csrfmiddlewaretoken", "action", "expected", "expected_free", "expected_booked"}
+
+
+def _planner_clinic(request: HttpRequest, clinic_id: int) -> tuple[User, Clinic, HttpResponse | None]:
+    """The clinic, if this person may change its agenda here; a 403 page for an EMR clinic."""
+    user = _user(request)
+    clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=PLANNER_ROLES)
+    if clinic.uses_emr:
+        return user, clinic, render(request, "clinics/emr_refused.html", {"clinic": clinic}, status=403)
+    return user, clinic, None
+
+
+def _carried(data: QueryDict) -> list[tuple[str, str]]:
+    """The form's values, to repeat as hidden inputs in the confirmation form."""
+    return [(name, value) for name, values in data.lists() if name not in _NOT_CARRIED for value in values]
+
+
+def _error_text(exc: ApplicationError) -> str:
+    """The service's message, prefixed with the clinic-local time it is about, when it names one."""
+    local = exc.extra.get("local_start")
+    if not local:
+        return str(exc.message)
+    moment = datetime.fromisoformat(local)
+    return _("%(day)s at %(time)s: %(message)s") % {
+        "day": date_format(moment, "l j F Y"),
+        "time": time_format(moment, "H:i"),
+        "message": exc.message,
+    }
+
+
+def _agenda_url(clinic: Clinic, day: date, practitioner_id: int) -> str:
+    query = urlencode({"date": day.isoformat(), "view": "week", "practitioner": str(practitioner_id)})
+    return f"{reverse('clinics:agenda', args=[clinic.pk])}?{query}"
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def slot_template(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    user, clinic, refused = _planner_clinic(request, clinic_id)
+    if refused is not None:
+        return refused
+    now = timezone.now()
+    today = now.astimezone(clinic.tz).date()
+    data = request.POST if request.method == "POST" else request.GET
+    form = SlotTemplateForm(data or None, clinic=clinic, today=today)
+    plan = None
+    if form.is_valid():
+        role = form.role
+        plan = slot_plans.template_plan(role=role, now=now, **form.template_args())
+        if request.method == "POST" and request.POST.get("action") == "publish":
+            expected = form.cleaned_data.get("expected")
+            if plan.refused:
+                form.add_error(
+                    None, _("Some times are refused (see the preview): change the template first.")
+                )
+            elif not plan.new:
+                form.add_error(None, booking_errors.NothingToPublish.message)
+            elif expected is not None and expected != len(plan.new):
+                form.add_error(None, booking_errors.AgendaChanged.message)
+            else:
+                try:
+                    slots = booking_services.slots_publish(
+                        role=role,
+                        starts_local=[planned.local_start for planned in plan.new],
+                        minutes=form.cleaned_data["minutes"],
+                        reasons=form.cleaned_data["reasons"],
+                        audience=form.cleaned_data["audience"],
+                        modality=form.cleaned_data["modality"],
+                        created_by=user,
+                        now=now,
+                    )
+                except ApplicationError as exc:
+                    form.add_error(None, _error_text(exc))
+                    plan = slot_plans.template_plan(role=role, now=timezone.now(), **form.template_args())
+                else:
+                    messages.success(
+                        request,
+                        ngettext(
+                            "%(count)s slot published for %(name)s.",
+                            "%(count)s slots published for %(name)s.",
+                            len(slots),
+                        )
+                        % {"count": len(slots), "name": role.practitioner.display_name},
+                    )
+                    return redirect(_agenda_url(clinic, plan.new[0].local_start.date(), role.practitioner_id))
+    return render(
+        request,
+        "clinics/slot_template.html",
+        {"clinic": clinic, "form": form, "plan": plan, "carried": _carried(data) if plan else []},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def period_block(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    user, clinic, refused = _planner_clinic(request, clinic_id)
+    if refused is not None:
+        return refused
+    now = timezone.now()
+    today = now.astimezone(clinic.tz).date()
+    data = request.POST if request.method == "POST" else request.GET
+    form = BlockPeriodForm(data or None, clinic=clinic, today=today)
+    plan = None
+    if form.is_valid():
+        role = form.role
+        start, end = form.cleaned_data["start_utc"], form.cleaned_data["end_utc"]
+        if request.method == "POST" and request.POST.get("action") == "block":
+            free_count, booked_count = (
+                form.cleaned_data.get("expected_free"),
+                form.cleaned_data.get("expected_booked"),
+            )
+            expected = (
+                (free_count, booked_count) if free_count is not None and booked_count is not None else None
+            )
+            try:
+                result = booking_services.period_block(
+                    role=role,
+                    start=start,
+                    end=end,
+                    by=user,
+                    note=form.cleaned_data["note"],
+                    expected=expected,
+                    now=now,
+                )
+            except ApplicationError as exc:
+                form.add_error(None, _error_text(exc))
+            else:
+                without_email = [a.reference for a in result.cancelled if not a.citizen.email]
+                messages.success(
+                    request,
+                    _(
+                        "%(slots)s slots blocked; %(appointments)s appointments cancelled, "
+                        "and the patients notified by e-mail."
+                    )
+                    % {"slots": len(result.blocked_slot_ids), "appointments": len(result.cancelled)},
+                )
+                if without_email:
+                    messages.warning(
+                        request,
+                        _("No e-mail address for these appointments: call the patients. References: %(refs)s")
+                        % {"refs": ", ".join(without_email)},
+                    )
+                return redirect(_agenda_url(clinic, form.cleaned_data["start"].date(), role.practitioner_id))
+        plan = slot_plans.block_plan(role=role, start=start, end=end, now=timezone.now())
+        # The preview names the patients whose appointments would be cancelled (invariant 7).
+        audit_staff_read(
+            user=user, clinic=clinic, purpose="block-period", citizen_ids=[a.citizen_id for a in plan.booked]
+        )
+    return render(
+        request,
+        "clinics/period_block.html",
+        {"clinic": clinic, "form": form, "plan": plan, "carried": _carried(data) if plan else []},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def offer_change(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    user, clinic, refused = _planner_clinic(request, clinic_id)
+    if refused is not None:
+        return refused
+    now = timezone.now()
+    today = now.astimezone(clinic.tz).date()
+    data = request.POST if request.method == "POST" else request.GET
+    form = OfferChangeForm(data or None, clinic=clinic, today=today)
+    targets = None
+    if form.is_valid():
+        role = form.role
+        start, end = form.period()
+        audience = form.cleaned_data.get("audience") or None
+        reasons = form.cleaned_data.get("reasons") or None
+        if request.method == "POST" and request.POST.get("action") == "apply":
+            try:
+                changed = booking_services.slots_change_offer(
+                    role=role,
+                    start=start,
+                    end=end,
+                    by=user,
+                    audience=audience,
+                    reasons=reasons,
+                    expected_count=form.cleaned_data.get("expected"),
+                    now=now,
+                )
+            except ApplicationError as exc:
+                form.add_error(None, _error_text(exc))
+            else:
+                messages.success(
+                    request,
+                    ngettext("%(count)s free slot changed.", "%(count)s free slots changed.", len(changed))
+                    % {"count": len(changed)},
+                )
+                return redirect(_agenda_url(clinic, form.cleaned_data["date_from"], role.practitioner_id))
+        targets = slot_plans.offer_plan(
+            role=role, start=start, end=end, now=timezone.now(), audience=audience, reasons=reasons
+        )
+    return render(
+        request,
+        "clinics/offer_change.html",
+        {
+            "clinic": clinic,
+            "form": form,
+            "targets": targets,
+            "carried": _carried(data) if targets is not None else [],
+        },
+    )
