@@ -514,6 +514,10 @@ def slot_create(
     _check_slot_fields(start=start, end=end, reasons=reasons, audience=audience, modality=modality)
     try:
         with transaction.atomic():
+            # One writer per practitioner at a time (as slots_publish does): concurrent inserts that
+            # conflict would otherwise wait on each other inside the exclusion constraint and could
+            # deadlock; serialized, the second sees the first and gets a clear overlap error.
+            Practitioner.objects.select_for_update().filter(pk=role.practitioner_id).first()
             if _practitioner_overlap(
                 practitioner_id=role.practitioner_id, start=start, end=end, exclude_pk=None
             ):
@@ -581,6 +585,8 @@ def slot_update(
         with transaction.atomic():
             _lock_timeout()
             slot = _get_slot(slot_id)
+            # One writer per practitioner at a time (see slot_create).
+            Practitioner.objects.select_for_update().filter(pk=slot.practitioner_id).first()
             if slot.status == Slot.Status.CANCELLED:
                 raise errors.SlotNotFound
             if expected_version is not None and slot.version != expected_version:
