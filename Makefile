@@ -7,12 +7,13 @@ RUN_ENV := DJANGO_DEBUG=true
 DEMO_ARGS ?= --clinics 40 --days 14 --seed 1
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format messages compilemessages migrations-check services browser bench clean
+.PHONY: help install run test lint format messages compilemessages migrations-check services browser bench audit clean
 
 help:
 	@echo "make run     the product with demo data on http://127.0.0.1:8000/"
 	@echo "make test    every test, on PostgreSQL and Redis"
 	@echo "make lint | messages | migrations-check | bench"
+	@echo "make audit   known vulnerabilities in the locked dependencies (needs network; docs/security.md)"
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -59,6 +60,18 @@ migrations-check: .venv/.installed
 
 bench: install services
 	@bash bench/run.sh
+
+# Known vulnerabilities in every locked package (uv.lock, all groups), from PyPI's advisory database.
+# On demand, not in `make test`: it needs the network. --strict: a package it could not check fails
+# the audit instead of being skipped quietly.
+audit: .venv/.installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(UV) export --frozen --all-groups --no-emit-project --quiet -o "$$tmp/requirements.txt" && \
+	.venv/bin/pip-audit --strict --disable-pip --progress-spinner off --requirement "$$tmp/requirements.txt" || { \
+		echo "make audit: FAILED. Either a vulnerability is listed above, or pip-audit could not reach"; \
+		echo "PyPI's advisory database (https://pypi.org/pypi/<name>/<version>/json): offline or behind a"; \
+		echo "mirror that lacks the JSON API? Run it again with network access (docs/security.md)."; \
+		exit 1; }
 
 clean:
 	rm -rf var .venv

@@ -1,0 +1,340 @@
+"""Who may open what: every URL of the project, for every persona, with the status it must answer.
+
+The table below is the specification (ARCHITECTURE.md invariant 7: clinic staff see only their
+clinics, an EMR client only its clinics, a citizen only their own appointments). Each row is a
+concrete request on an object of clinic A or of citizen A; the columns are the personas:
+
+    anonymous   nobody signed in or identified
+    citizen_a   citizen A, identified with the health-insurance card (session) and holding an API token
+    citizen_b   another citizen, identified the same way
+    admin_a     clinic A's administrator, signed in with password and TOTP
+    admin_b     clinic B's administrator, signed in the same way
+    emr_a       EMR client A (clinic A), with its OAuth bearer token
+    emr_b       EMR client B (clinic B), with its OAuth bearer token
+    board       a board administrator (provincial), signed in with TOTP
+
+Rows run in order within one persona (the hold comes before the confirmation page that needs it,
+signing out comes last). Django's admin (/gestion/) is one group: nobody here is ``is_staff``, so
+every admin page sends everyone to the admin sign-in. A URL pattern that no row reaches fails the
+test: add it to the matrix with what each persona must get.
+"""
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from booking.api.auth import citizen_token_make
+from booking.models import Reason
+from booking.notifications import cancel_token_make
+from booking.services import appointment_book
+from clinics.models import ClinicMembership
+from sync.models import EmrClient, WebhookSubscription
+from tests.clinics.conftest import sign_in
+from tests.conftest import identify_payload
+from tests.factories import CitizenFactory, ClinicFactory, SlotFactory
+from tests.sync.conftest import EmrPersona, create_client, get_token
+
+PERSONAS = ("anonymous", "citizen_a", "citizen_b", "admin_a", "admin_b", "emr_a", "emr_b", "board")
+SIGNED_IN = ("admin_a", "admin_b", "board")  # people with an account session (allauth)
+
+
+def everyone(status: int) -> dict[str, int]:
+    return dict.fromkeys(PERSONAS, status)
+
+
+def but(default: int, **exceptions: int) -> dict[str, int]:
+    """``default`` for every persona except those named."""
+    unknown = set(exceptions) - set(PERSONAS)
+    assert not unknown, unknown
+    return {**everyone(default), **exceptions}
+
+
+def account(*, signed_out: int, signed_in: int) -> dict[str, int]:
+    """An allauth page: citizens and EMR clients have no account session, so they see what a
+    signed-out visitor sees."""
+    return {p: signed_in if p in SIGNED_IN else signed_out for p in PERSONAS}
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str  # with {placeholders} for the objects of clinic A / citizen A (see ``objects``)
+    expected: dict[str, int]
+    method: str = "GET"
+    data: dict[str, str] = field(default_factory=dict)
+
+
+def GET(path: str, expected: dict[str, int]) -> Row:  # named as the HTTP verb it sends
+    return Row(path, expected)
+
+
+def POST(path: str, expected: dict[str, int], **data: str) -> Row:
+    return Row(path, expected, method="POST", data=data)
+
+
+FHIR = "/fhir/r4"
+# The EMR API answers only EMR tokens (citizen tokens and sessions are not EMR credentials). A search
+# answers both clients (what each bundle holds is tests/sync/test_scoping.py's subject); a resource
+# of clinic A is 404 for client B.
+FHIR_SEARCH = but(401, emr_a=200, emr_b=200)
+FHIR_OWN_A = but(401, emr_a=200, emr_b=404)
+FHIR_POST_ONLY = but(401, emr_a=405, emr_b=405)  # the _search forms, checked with GET
+# The citizen API: a citizen token; an EMR token there is an invalid token (401), never anonymous.
+API_CITIZEN = but(401, citizen_a=200, citizen_b=200)
+API_OWN_A = but(401, citizen_a=200, citizen_b=404)
+API_POST_ONLY = but(401, citizen_a=405, citizen_b=405)
+# Pages that need a card identified in this session: the others are sent to identify first.
+IDENTIFIED = but(302, citizen_a=200, citizen_b=200)
+# Clinic pages: staff of the clinic, past a second factor. Citizens and EMR clients have no account
+# session (302 to sign in); clinic B's admin and the board administrator get 404 on clinic A.
+STAFF_OF_A = but(302, admin_a=200, admin_b=404, board=404)
+
+MATRIX: list[Row] = [
+    # Probes.
+    GET("/healthz", everyone(200)),
+    GET("/readyz", everyone(200)),
+    # The API description and its documentation page are public.
+    GET("/api/schema/", but(200, emr_a=401, emr_b=401)),
+    GET("/api/docs/", but(200, emr_a=401, emr_b=401)),
+    # The citizen JSON API.
+    GET("/api/v1/identify", everyone(405)),  # POST only, no token needed
+    GET("/api/v1/slots", but(401, citizen_a=400, citizen_b=400)),  # 400: no search criteria given
+    GET("/api/v1/holds", API_POST_ONLY),
+    GET("/api/v1/appointments", API_CITIZEN),  # each citizen's own list
+    GET("/api/v1/appointments/{appointment}", API_OWN_A),
+    GET("/api/v1/appointments/{appointment}/cancel", API_POST_ONLY),
+    GET("/api/v1/appointments/{appointment}/reschedule", API_POST_ONLY),
+    # The EMR API (FHIR R4). Metadata is public, as FHIR requires.
+    GET(f"{FHIR}/", everyone(404)),
+    GET(f"{FHIR}/metadata", everyone(200)),
+    GET(f"{FHIR}/.well-known/smart-configuration", everyone(200)),
+    GET(f"{FHIR}/$feed", FHIR_SEARCH),
+    GET(f"{FHIR}/Appointment/_history", FHIR_SEARCH),
+    GET(f"{FHIR}/Subscription", FHIR_SEARCH),
+    GET(f"{FHIR}/Subscription/{{subscription_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Location", FHIR_SEARCH),
+    GET(f"{FHIR}/Location/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Location/{{clinic_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Organization", FHIR_SEARCH),
+    GET(f"{FHIR}/Organization/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Organization/{{gmf_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Practitioner", FHIR_SEARCH),
+    GET(f"{FHIR}/Practitioner/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Practitioner/{{practitioner_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/PractitionerRole", FHIR_SEARCH),
+    GET(f"{FHIR}/PractitionerRole/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/PractitionerRole/{{role_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Schedule", FHIR_SEARCH),
+    GET(f"{FHIR}/Schedule/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Schedule/{{role_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Slot", FHIR_SEARCH),
+    GET(f"{FHIR}/Slot/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Slot/{{slot}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Appointment", FHIR_SEARCH),
+    GET(f"{FHIR}/Appointment/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Appointment/{{appointment}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Nothing-here", everyone(404)),
+    GET("/oauth/token/", everyone(405)),  # POST only, with the client's own credentials
+    # Accounts (allauth). Signing in and resetting a password are open to all; the rest needs an
+    # account session; pages of a flow not started (a code to confirm, a key to add) send back.
+    GET("/comptes/login/", account(signed_out=200, signed_in=302)),
+    GET("/comptes/logout/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/inactive/", everyone(200)),
+    GET("/comptes/signup/", account(signed_out=200, signed_in=302)),
+    GET("/comptes/reauthenticate/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/reauthenticate/code/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/reauthenticate/code/confirm/", everyone(302)),
+    GET("/comptes/email/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/confirm-email/", everyone(200)),
+    GET("/comptes/confirm-email/not-a-key/", everyone(200)),  # "this link is invalid"
+    GET("/comptes/password/change/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/password/set/", everyone(302)),  # these accounts have a password already
+    GET("/comptes/password/reset/", everyone(200)),
+    GET("/comptes/password/reset/done/", everyone(200)),
+    GET("/comptes/password/reset/key/1-not-a-key/", everyone(200)),  # "this link is invalid"
+    GET("/comptes/password/reset/key/done/", everyone(200)),
+    GET("/comptes/login/code/confirm/", everyone(302)),
+    GET("/comptes/2fa/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/2fa/authenticate/", everyone(302)),
+    GET("/comptes/2fa/reauthenticate/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/2fa/totp/activate/", everyone(302)),  # staff have a TOTP already
+    GET("/comptes/2fa/totp/deactivate/", everyone(302)),  # needs a recent re-authentication
+    GET("/comptes/2fa/recovery-codes/", account(signed_out=302, signed_in=404)),  # none generated
+    GET("/comptes/2fa/recovery-codes/generate/", everyone(302)),
+    GET("/comptes/2fa/recovery-codes/download/", account(signed_out=302, signed_in=404)),
+    GET("/comptes/2fa/webauthn/", account(signed_out=302, signed_in=200)),
+    GET("/comptes/2fa/webauthn/add/", everyone(302)),  # needs a recent re-authentication
+    GET("/comptes/2fa/webauthn/reauthenticate/", everyone(302)),
+    GET("/comptes/2fa/webauthn/keys/1/remove/", everyone(302)),
+    GET("/comptes/2fa/webauthn/keys/1/edit/", everyone(302)),
+    # A citizen account links its health-insurance card (any signed-in account).
+    GET("/compte/carte/", account(signed_out=302, signed_in=200)),
+    # Clinic pages.
+    GET("/clinique/", but(302, admin_a=200, admin_b=200, board=200)),  # each sees their own list
+    GET("/clinique/{clinic_a}/agenda/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/agenda/feuille/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", STAFF_OF_A),
+    # Slots from the web agenda: refused (403) for a clinic whose EMR publishes its slots, as
+    # clinic A's does; open to the admin of a clinic without an EMR (``web_a``, also admin A's).
+    GET("/clinique/{clinic_a}/plages/modele/", but(302, admin_a=403, admin_b=404, board=404)),
+    GET("/clinique/{clinic_a}/plages/bloquer/", but(302, admin_a=403, admin_b=404, board=404)),
+    GET("/clinique/{clinic_a}/plages/modifier/", but(302, admin_a=403, admin_b=404, board=404)),
+    GET("/clinique/{web_a}/plages/modele/", STAFF_OF_A),
+    GET("/clinique/{web_a}/plages/bloquer/", STAFF_OF_A),
+    GET("/clinique/{web_a}/plages/modifier/", STAFF_OF_A),
+    # Django's admin: nobody here is is_staff. The regex routes; the rest are in ``admin_rows``.
+    GET("/gestion/login/", everyone(200)),
+    GET("/gestion/logout/", everyone(302)),
+    GET("/gestion/auth/", everyone(302)),
+    GET("/gestion/nothing-here/", everyone(302)),
+    # Citizen pages.
+    GET("/", everyone(200)),
+    GET("/identification/", everyone(200)),
+    GET("/recherche/", IDENTIFIED),
+    GET("/rendez-vous/", IDENTIFIED),
+    GET("/rendez-vous/retrouver/", everyone(200)),
+    GET("/rendez-vous/{appointment}/", but(404, citizen_a=200)),
+    GET("/rendez-vous/{appointment}/calendrier.ics", but(404, citizen_a=200)),
+    GET("/rendez-vous/{appointment}/annuler/", but(404, citizen_a=200)),
+    GET("/rendez-vous/{appointment}/changer/", but(302, citizen_a=200, citizen_b=404)),
+    # The e-mail's cancel link: the signed token is the credential, whoever opens it.
+    GET("/annulation/{cancel_token}/", everyone(200)),
+    GET("/annulation/not-a-token/", everyone(404)),
+    # A public slot: any identified citizen may hold it (the others are sent to identify), then
+    # sees its confirmation page.
+    POST("/plages/{slot}/retenir/", everyone(302)),
+    GET("/plages/{slot}/confirmer/", IDENTIFIED),
+    # Writes by the wrong person change nothing (the right person's come last, they change state).
+    POST("/rendez-vous/{appointment}/annuler/", but(404, citizen_a=302), reason="other"),
+    POST("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", but(302, admin_b=404, board=404)),
+    # Last: these end or change the session.
+    POST("/i18n/setlang/", everyone(302), language="en"),
+    POST("/fin-de-session/", everyone(302)),
+]
+
+
+def admin_rows() -> list[Row]:
+    """Every other /gestion/ page, on object 1: Django's admin sends everyone here to its sign-in."""
+    rows = []
+    for route in all_routes():
+        if route.startswith("gestion/") and "^" not in route and "(?P" not in route:
+            path = "/" + route.replace("<path:object_id>", "1").replace("<path:content_type_id>", "1")
+            if path not in {row.path for row in MATRIX}:
+                rows.append(GET(path, everyone(302)))
+    return rows
+
+
+def all_routes() -> list[str]:
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            else:
+                assert isinstance(pattern, URLPattern)
+                # Django's resolver reports regex routes without their "^" anchors.
+                yield (prefix + str(pattern.pattern)).replace("^", "")
+
+    return list(walk(get_resolver().url_patterns))
+
+
+# The objects each row is about, and the personas' clients.
+
+
+@dataclass
+class Objects:
+    ids: dict[str, object]
+    clients: dict[str, Client]
+
+
+@pytest.fixture
+def objects(world, settings) -> Objects:
+    # The feed's polling budget (one poll per interval) is tested in tests/sync; here both feed
+    # endpoints are read one after the other.
+    settings.SYNC_FEED_MIN_INTERVAL_SECONDS = 0
+    web_a = ClinicFactory(name="Clinique A sans DME")
+    ClinicMembership.objects.create(user=world.admin_a, clinic=web_a, role=ClinicMembership.Role.CLINIC_ADMIN)
+    world.clinic_a.emr_product = "ClinIQ"
+    world.clinic_a.save(update_fields=["emr_product"])
+    world.clinic_b.emr_product = "Santexa"
+    world.clinic_b.save(update_fields=["emr_product"])
+    citizen_a = CitizenFactory()
+    citizen_b = CitizenFactory(first_name="Paul", last_name="Roy", sex="M")
+    booked = SlotFactory(role=world.role_a)
+    appointment = appointment_book(
+        slot_id=booked.pk, citizen=citizen_a, reason=Reason.FOLLOW_UP, channel="portal"
+    )
+    slot = SlotFactory(role=world.role_a)
+    emr = {}
+    for name, product, clinic, role in (
+        ("emr_a", "Vendeur A|ClinIQ", world.clinic_a, world.role_a),
+        ("emr_b", "Vendeur B|Santexa", world.clinic_b, world.role_b),
+    ):
+        client_id, secret = create_client(product, clinic)
+        emr[name] = EmrPersona(client_id, secret, clinic, role)
+    subscription = WebhookSubscription.objects.create(
+        emr_client=EmrClient.objects.get(application__client_id=emr["emr_a"].client_id),
+        endpoint="https://emr-a.example.ca/hook",
+        secret="s" * 32,
+    )
+    ids = {
+        "clinic_a": world.clinic_a.pk,
+        "web_a": web_a.pk,
+        "gmf_a": world.clinic_a.gmf_id,
+        "practitioner_a": world.role_a.practitioner_id,
+        "role_a": world.role_a.pk,
+        "membership_a": ClinicMembership.objects.get(user=world.receptionist_a).pk,
+        "slot": slot.pk,
+        "appointment": appointment.pk,
+        "cancel_token": cancel_token_make(appointment),
+        "subscription_a": subscription.pk,
+    }
+
+    def citizen_client(citizen) -> Client:
+        client = Client()
+        assert client.post("/identification/", identify_payload(citizen)).status_code == 302
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {citizen_token_make(citizen)[0]}"
+        return client
+
+    def emr_client(persona: EmrPersona) -> Client:
+        client = Client()
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {get_token(Client(), persona)}"
+        return client
+
+    clients = {
+        "anonymous": lambda: Client(),
+        "citizen_a": lambda: citizen_client(citizen_a),
+        "citizen_b": lambda: citizen_client(citizen_b),
+        "admin_a": lambda: sign_in(Client(), world.admin_a),
+        "admin_b": lambda: sign_in(Client(), world.admin_b),
+        "emr_a": lambda: emr_client(emr["emr_a"]),
+        "emr_b": lambda: emr_client(emr["emr_b"]),
+        "board": lambda: sign_in(Client(), world.board_admin),
+    }
+    return Objects(ids=ids, clients=clients)
+
+
+def test_every_url_of_the_project_is_in_the_matrix():
+    covered = {resolve(row.path.format_map(_AnyId())).route for row in MATRIX + admin_rows()}
+    missing = [route for route in all_routes() if route not in covered]
+    assert missing == [], "add this URL to the matrix (tests/security/test_permission_matrix.py): " + str(
+        missing
+    )
+
+
+class _AnyId(dict):
+    def __missing__(self, key):
+        return "1"
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_each_persona_gets_the_expected_status_on_every_url(persona, objects):
+    client = objects.clients[persona]()
+    wrong = []
+    for row in MATRIX + admin_rows():
+        path = row.path.format(**objects.ids)
+        response = client.post(path, row.data) if row.method == "POST" else client.get(path)
+        if response.status_code != row.expected[persona]:
+            wrong.append(f"{row.method} {row.path}: {response.status_code}, expected {row.expected[persona]}")
+    assert wrong == [], f"{persona}:\n" + "\n".join(wrong)
