@@ -197,3 +197,12 @@ class AgendaChanged(ApplicationError):
     code = "agenda_changed"
     status = 409
     message = _("The agenda changed since the preview. Check the new preview, then confirm again.")
+
+
+class OverLimitReasonRequired(ApplicationError):
+    code = "over_limit_reason_required"
+    status = 422
+    message = _(
+        "This patient already has the maximum number of upcoming appointments allowed online: "
+        "write why you book one more."
+    )

@@ -1204,3 +1204,84 @@ def slots_change_offer(
             raise errors.Busy from exc
         raise
     return ids
+
+
+def appointment_move_by_clinic(
+    *,
+    appointment: Appointment,
+    new_slot_id: int,
+    by: User,
+    now: datetime | None = None,
+) -> Appointment:
+    """The clinic moves an appointment to another of its free slots: all or nothing.
+
+    The same pattern as ``appointment_reschedule`` without the online cut-off (the clinic moves its
+    own appointments at any time before they start): the citizen's row is locked, the old
+    appointment is cancelled by the clinic and its slot freed, then the new slot is booked on the
+    clinic-agenda channel, in one transaction. If the new booking is refused the old appointment
+    stands. Only the new booking notifies the citizen, so they get one confirmation of the new time.
+    """
+    now = now or timezone.now()
+    citizen = appointment.citizen
+    if appointment.slot_id == new_slot_id:
+        raise errors.SameSlot
+    if appointment.status != Appointment.Status.BOOKED or appointment.start <= now:
+        raise errors.NotCancellable
+    if not Slot.objects.filter(pk=new_slot_id, clinic_id=appointment.clinic_id).exists():
+        raise errors.SlotNotFound  # a clinic moves appointments only within its own agenda
+    try:
+        with transaction.atomic():
+            _lock_timeout()
+            Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+            released = Appointment.objects.filter(pk=appointment.pk, status=Appointment.Status.BOOKED).update(
+                status=Appointment.Status.CANCELLED_BY_CLINIC,
+                cancel_reason=Appointment.CancelReason.RESCHEDULED,
+                cancelled_at=now,
+                version=F("version") + 1,
+                updated_at=now,
+            )
+            if released != 1:
+                raise errors.NotCancellable
+            Slot.objects.filter(pk=appointment.slot_id, status=Slot.Status.BOOKED).update(
+                status=Slot.Status.FREE, version=F("version") + 1, updated_at=now
+            )
+            appointment.refresh_from_db()
+            slot_version = Slot.objects.filter(pk=appointment.slot_id).values_list("version", flat=True).get()
+            outbox_append(
+                kind="appointment.cancelled",
+                clinic_id=appointment.clinic_id,
+                slot=appointment.slot,
+                appointment=appointment,
+                channel="clinic",
+                payload={
+                    "reason": Appointment.CancelReason.RESCHEDULED,
+                    "slot_freed": True,
+                    "slot_version": slot_version,
+                    "appointment_version": appointment.version,
+                },
+            )
+            new = _book_in_transaction(
+                slot_id=new_slot_id,
+                citizen=citizen,
+                reason=appointment.reason,
+                channel=Appointment.Channel.CLINIC_AGENDA,
+                hold_token="",
+                booked_by_user=by,
+                external_id="",
+                now=now,
+                rescheduled_from=appointment,
+            )
+    except IntegrityError as exc:
+        appointment.refresh_from_db()
+        if "appt_no_overlap_per_citizen" in str(exc):
+            raise errors.PatientOverlap from exc
+        raise errors.SlotUnavailable from exc
+    except errors.ApplicationError:
+        appointment.refresh_from_db()  # rolled back: the old appointment stands
+        raise
+    except OperationalError as exc:
+        if "lock timeout" in str(exc) or "lock_not_available" in str(exc):
+            raise errors.Busy from exc
+        raise
+    logger.info("appointment moved by clinic", extra={"appointment_id": new.pk, "from_id": appointment.pk})
+    return new

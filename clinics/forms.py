@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from booking.errors import ApplicationError
 from booking.models import Audience, Modality, Reason
 from booking.services import local_to_utc
-from citizens.forms import AccessibleFormMixin, DateInput
+from citizens.forms import NAM_MESSAGES, AccessibleFormMixin, DateInput, nam_error_message
+from citizens.nam import NamError, parse_nam
 
 from .models import Clinic, Practitioner, PractitionerRole
 from .selectors import practitioners_of_clinic
@@ -337,3 +338,70 @@ class OfferChangeForm(_PractitionerFormMixin):
             self.cleaned_data["date_to"] + datetime.timedelta(days=1), datetime.time.min, tzinfo=tz
         )
         return first.astimezone(datetime.UTC), after.astimezone(datetime.UTC)
+
+
+# --- the phone channel ------------------------------------------------------------------------------
+
+
+class PhoneFindForm(AccessibleFormMixin, forms.Form):
+    """The caller's health-insurance number: POSTed, never in a URL; the citizen form's messages."""
+
+    nam = forms.CharField(
+        label=_("Caller's health insurance number"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        error_messages={"required": NAM_MESSAGES["required"]},
+    )
+
+    def clean_nam(self) -> str:
+        try:
+            return parse_nam(self.cleaned_data.get("nam") or "").value
+        except NamError as exc:
+            raise forms.ValidationError(nam_error_message(exc.code), code=exc.code) from exc
+
+
+class PhoneSlotFilterForm(AccessibleFormMixin, forms.Form):
+    """Which free slots to list: one practitioner, one day (GET: no personal data in it)."""
+
+    practitioner = PractitionerChoiceField(
+        label=_("Practitioner"),
+        required=False,
+        queryset=Practitioner.objects.none(),
+        empty_label=_("All practitioners"),
+        error_messages={"invalid_choice": _("Choose a practitioner of this clinic.")},
+    )
+    date = forms.DateField(
+        label=_("Date"),
+        required=False,
+        widget=DateInput(),
+        error_messages={"invalid": _("Enter a real date in the format YYYY-MM-DD.")},
+    )
+
+    def __init__(self, *args: object, clinic: Clinic, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["practitioner"].queryset = practitioners_of_clinic(clinic=clinic)  # type: ignore[attr-defined]
+
+    def chosen(self) -> tuple[Practitioner | None, datetime.date | None]:
+        if not self.is_valid():
+            return None, None
+        return self.cleaned_data.get("practitioner"), self.cleaned_data.get("date")
+
+
+class PhoneBookForm(forms.Form):
+    slot = forms.IntegerField(min_value=1)
+    reason = forms.ChoiceField(
+        label=_("Reason for the visit"),
+        choices=Reason.choices,
+        error_messages={"invalid_choice": _("Choose a reason for the visit from the list.")},
+    )
+    over_limit_reason = forms.CharField(
+        label=_("Why book past the online limit"), max_length=300, required=False
+    )
+
+
+class AppointmentStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=[("arrived", "arrived"), ("noshow", "noshow")])
+
+
+class MoveForm(forms.Form):
+    slot = forms.IntegerField(min_value=1)

@@ -332,3 +332,26 @@ class AgendaChange(models.Model):
 
     def __str__(self) -> str:
         return f"Agenda change #{self.pk} ({self.kind})"
+
+
+class PhoneBookingNote(models.Model):
+    """Why a staff member booked a phone caller past the online limit of upcoming appointments.
+
+    Staff bookings are not limited (invariant 3 binds online channels only), but a receptionist who
+    books a caller that already holds as many upcoming appointments as the portal allows writes why.
+    Staff-only: never sent to the citizen or an EMR, so kept here and not in the outbox.
+    """
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    appointment = models.OneToOneField(
+        "booking.Appointment", on_delete=models.PROTECT, related_name="phone_booking_note"
+    )
+    by = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=300)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("phone booking note")
+
+    def __str__(self) -> str:
+        return f"Phone booking note #{self.pk}"

@@ -12,7 +12,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from booking.models import OCCUPYING_STATUSES, Appointment, Reason, Slot
-from citizens.models import User
+from citizens.models import Citizen, User
 
 from .models import BoardRole, Clinic, ClinicMembership, Practitioner
 
@@ -156,3 +156,95 @@ def citizen_ids_shown(agenda: Iterable[AgendaDay]) -> list[int]:
             if row.appointment is not None:
                 seen.setdefault(row.appointment.citizen_id, None)
     return list(seen)
+
+
+# --- the phone channel -----------------------------------------------------------------------------
+
+PHONE_SLOT_DAYS = 14
+PHONE_SLOT_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class FreeSlotRow:
+    slot: Slot
+    local_start: datetime
+    local_end: datetime
+    reasons: list[tuple[str, str]]  # (code, label): the reasons this slot accepts
+
+
+def citizen_get_by_nam(*, nam: str) -> Citizen | None:
+    """The insured person with this (already normalized) NAM, if the registry knows them."""
+    return Citizen.objects.filter(nam=nam).first()
+
+
+def citizen_get_for_phone(*, citizen_id: int) -> Citizen | None:
+    return Citizen.objects.filter(pk=citizen_id).first()
+
+
+def active_future_count(*, citizen: Citizen, now: datetime) -> int:
+    """The caller's active future appointments (booked, starting after now), on every channel."""
+    return Appointment.objects.filter(
+        citizen=citizen, status=Appointment.Status.BOOKED, start__gt=now
+    ).count()
+
+
+def caller_upcoming_at_clinic(*, clinic: Clinic, citizen: Citizen, now: datetime) -> list[Appointment]:
+    """The caller's booked appointments at this clinic that have not started yet."""
+    return list(
+        Appointment.objects.filter(
+            clinic=clinic, citizen=citizen, status=Appointment.Status.BOOKED, start__gt=now
+        )
+        .select_related("slot__practitioner")
+        .order_by("start")
+    )
+
+
+def free_slots_for_clinic(
+    *,
+    clinic: Clinic,
+    now: datetime,
+    practitioner_id: int | None = None,
+    day: date | None = None,
+    exclude_slot_id: int | None = None,
+    limit: int = PHONE_SLOT_LIMIT,
+) -> list[FreeSlotRow]:
+    """This clinic's free slots that a receptionist can give now: the next ``PHONE_SLOT_DAYS`` days,
+    or one local ``day``; slots under a live hold by a citizen are left out (the portal is booking
+    them). Staff bookings skip the audience and notice rules, so every free future slot is offered."""
+    start, end = now, now + timedelta(days=PHONE_SLOT_DAYS)
+    if day is not None:
+        day_start, day_end = local_day_bounds(day, clinic)
+        start, end = max(now, day_start), day_end
+    slots = (
+        Slot.objects.filter(clinic=clinic, status=Slot.Status.FREE, start__gt=start, start__lt=end)
+        .exclude(hold_expires__gt=now)
+        .select_related("practitioner")
+        .order_by("start", "practitioner__last_name", "id")
+    )
+    if practitioner_id is not None:
+        slots = slots.filter(practitioner_id=practitioner_id)
+    if exclude_slot_id is not None:
+        slots = slots.exclude(pk=exclude_slot_id)
+    tz = clinic.tz
+    labels = dict(Reason.choices)
+    return [
+        FreeSlotRow(
+            slot=slot,
+            local_start=slot.start.astimezone(tz),
+            local_end=slot.end.astimezone(tz),
+            reasons=[(code, str(labels[code])) for code in slot.reason_codes],
+        )
+        for slot in slots[:limit]
+    ]
+
+
+def appointment_get_for_clinic(*, clinic: Clinic, appointment_id: int) -> Appointment:
+    """An appointment of this clinic, or 404: staff never reach another clinic's appointments."""
+    appointment = (
+        Appointment.objects.filter(clinic=clinic, pk=appointment_id)
+        .select_related("citizen", "slot__practitioner")
+        .first()
+    )
+    if appointment is None:
+        raise Http404
+    return appointment

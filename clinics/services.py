@@ -1,17 +1,21 @@
-"""Clinic-side writes: staff offboarding. Keyword-only arguments; the application clock ``now``."""
+"""Clinic-side writes: staff offboarding, phone bookings. Keyword-only arguments; the clock ``now``."""
 
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from citizens.models import User
+from booking import errors as booking_errors
+from booking.models import Appointment, Slot
+from booking.services import appointment_book
+from citizens.models import Citizen, User
 
-from .models import BoardRole, ClinicMembership
-from .selectors import clinic_ids_for_staff
+from .models import BoardRole, Clinic, ClinicMembership, PhoneBookingNote
+from .selectors import active_future_count, clinic_ids_for_staff
 
 
 def user_sessions_end(*, user_id: int) -> int:
@@ -58,3 +62,43 @@ def membership_deactivate(*, by: User, membership: ClinicMembership, now: dateti
         user_sessions_end(user_id=membership.user_id)
     membership.refresh_from_db()
     return True
+
+
+def phone_booking_make(
+    *,
+    clinic: Clinic,
+    citizen: Citizen,
+    slot_id: int,
+    reason: str,
+    by: User,
+    over_limit_reason: str = "",
+    now: datetime | None = None,
+) -> Appointment:
+    """Book one of this clinic's free slots for a caller, through the one booking service.
+
+    The clinic-agenda channel keeps invariants 1, 2, 4 and 5 and skips the online rules. Staff may
+    pass the online limit of upcoming appointments, but only with a written reason: the count is
+    taken under the citizen's row lock, and the reason is stored with the booking, all or nothing.
+    """
+    now = now or timezone.now()
+    if not Slot.objects.filter(pk=slot_id, clinic=clinic).exists():
+        raise booking_errors.SlotNotFound  # never another clinic's slot, whatever the form says
+    over_limit_reason = over_limit_reason.strip()
+    with transaction.atomic():
+        Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+        over_limit = active_future_count(citizen=citizen, now=now) >= settings.BOOKING_MAX_ACTIVE_ONLINE
+        if over_limit and not over_limit_reason:
+            raise booking_errors.OverLimitReasonRequired
+        appointment = appointment_book(
+            slot_id=slot_id,
+            citizen=citizen,
+            reason=reason,
+            channel=Appointment.Channel.CLINIC_AGENDA,
+            booked_by_user=by,
+            now=now,
+        )
+        if over_limit:
+            PhoneBookingNote.objects.create(
+                clinic=clinic, appointment=appointment, by=by, reason=over_limit_reason[:300], at=now
+            )
+    return appointment

@@ -17,4 +17,21 @@ urlpatterns = [
         views.membership_deactivate,
         name="membership_deactivate",
     ),
+    path("<int:clinic_id>/telephone/", views.phone, name="phone"),
+    path("<int:clinic_id>/telephone/reserver/", views.phone_book, name="phone_book"),
+    path(
+        "<int:clinic_id>/rendez-vous/<int:appointment_id>/annuler/",
+        views.appointment_cancel,
+        name="appointment_cancel",
+    ),
+    path(
+        "<int:clinic_id>/rendez-vous/<int:appointment_id>/deplacer/",
+        views.appointment_move,
+        name="appointment_move",
+    ),
+    path(
+        "<int:clinic_id>/rendez-vous/<int:appointment_id>/presence/",
+        views.appointment_status,
+        name="appointment_status",
+    ),
 ]

@@ -6,6 +6,7 @@ answers. Pages work without JavaScript.
 
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
@@ -21,12 +22,23 @@ from django.views.decorators.http import require_http_methods, require_safe
 from booking import errors as booking_errors
 from booking import services as booking_services
 from booking.errors import ApplicationError
-from citizens.models import User
+from booking.models import Appointment
+from citizens.models import Citizen, User
 
 from . import selectors, services, slot_plans
 from .access import staff_required
 from .audit import audit_staff_read
-from .forms import AgendaForm, BlockPeriodForm, OfferChangeForm, SlotTemplateForm
+from .forms import (
+    AgendaForm,
+    AppointmentStatusForm,
+    BlockPeriodForm,
+    MoveForm,
+    OfferChangeForm,
+    PhoneBookForm,
+    PhoneFindForm,
+    PhoneSlotFilterForm,
+    SlotTemplateForm,
+)
 from .models import Clinic, ClinicMembership
 
 AGENDA_ROLES = tuple(ClinicMembership.Role.values)
@@ -101,6 +113,9 @@ def agenda(request: HttpRequest, clinic_id: int) -> HttpResponse:
             "today_url": link(today),
             "can_plan": not clinic.uses_emr
             and clinic.pk in selectors.clinic_ids_for_staff(user, roles=PLANNER_ROLES),
+            # Arrived / no-show only for today's and past appointments; move and cancel for later ones.
+            "today_end": selectors.local_day_bounds(today, clinic)[1],
+            "now": timezone.now(),
         },
     )
 
@@ -388,3 +403,254 @@ def offer_change(request: HttpRequest, clinic_id: int) -> HttpResponse:
             "carried": _carried(data) if targets is not None else [],
         },
     )
+
+
+# --- the phone channel ----------------------------------------------------------------------------
+# A receptionist identifies a caller by NAM (POSTed, never in a URL or a log), then books, moves or
+# cancels for them. Between steps the session keeps the caller's internal id only, for this clinic,
+# for a few minutes; every page that shows the caller writes an audit row (purpose "phone").
+
+PHONE_CALLER_KEY = "clinics.phone_caller"
+PHONE_CALLER_TTL = timedelta(minutes=15)
+
+
+def _caller_remember(request: HttpRequest, clinic: Clinic, citizen: Citizen) -> None:
+    until = timezone.now() + PHONE_CALLER_TTL
+    request.session[PHONE_CALLER_KEY] = {
+        "clinic": clinic.pk,
+        "citizen": citizen.pk,
+        "until": until.timestamp(),
+    }
+
+
+def _caller(request: HttpRequest, clinic: Clinic) -> Citizen | None:
+    """The caller identified on this clinic's phone page, while the short expiry has not passed."""
+    kept = request.session.get(PHONE_CALLER_KEY)
+    if not isinstance(kept, dict) or kept.get("clinic") != clinic.pk:
+        return None
+    if float(kept.get("until", 0)) < timezone.now().timestamp():
+        request.session.pop(PHONE_CALLER_KEY, None)
+        return None
+    return selectors.citizen_get_for_phone(citizen_id=int(kept["citizen"]))
+
+
+def _phone_url(clinic: Clinic) -> str:
+    return reverse("clinics:phone", args=[clinic.pk])
+
+
+def _over_limit(citizen: Citizen | None) -> bool:
+    if citizen is None:
+        return False
+    count = selectors.active_future_count(citizen=citizen, now=timezone.now())
+    return count >= settings.BOOKING_MAX_ACTIVE_ONLINE
+
+
+def _free_slots(request: HttpRequest, clinic: Clinic, **kwargs: object) -> tuple[PhoneSlotFilterForm, list]:
+    filters = PhoneSlotFilterForm(request.GET or None, clinic=clinic)
+    practitioner, day = filters.chosen()
+    rows = selectors.free_slots_for_clinic(
+        clinic=clinic,
+        now=timezone.now(),
+        practitioner_id=practitioner.pk if practitioner else None,
+        day=day,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return filters, rows
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def phone(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    user, clinic, refused = _planner_clinic(request, clinic_id)
+    if refused is not None:
+        return refused
+    find_form = PhoneFindForm()
+    if request.method == "POST":
+        if request.POST.get("action") == "forget":
+            request.session.pop(PHONE_CALLER_KEY, None)
+            return redirect(_phone_url(clinic))
+        find_form = PhoneFindForm(request.POST)
+        if find_form.is_valid():
+            citizen = selectors.citizen_get_by_nam(nam=find_form.cleaned_data["nam"])
+            if citizen is None:
+                find_form.add_error(
+                    "nam",
+                    _("No insured person matches this number. Check the card number with the caller."),
+                )
+            else:
+                _caller_remember(request, clinic, citizen)
+                return redirect(_phone_url(clinic))
+    caller = _caller(request, clinic)
+    upcoming: list[Appointment] = []
+    if caller is not None:
+        audit_staff_read(user=user, clinic=clinic, purpose="phone", citizen_ids=[caller.pk])
+        upcoming = selectors.caller_upcoming_at_clinic(clinic=clinic, citizen=caller, now=timezone.now())
+    filters, rows = _free_slots(request, clinic)
+    return render(
+        request,
+        "clinics/phone.html",
+        {
+            "clinic": clinic,
+            "find_form": find_form,
+            "caller": caller,
+            "upcoming": upcoming,
+            "over_limit": _over_limit(caller),
+            "filters": filters,
+            "slot_rows": rows,
+        },
+        status=422 if find_form.errors else 200,
+    )
+
+
+@require_http_methods(["POST"])
+@staff_required
+def phone_book(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    user, clinic, refused = _planner_clinic(request, clinic_id)
+    if refused is not None:
+        return refused
+    caller = _caller(request, clinic)
+    if caller is None:
+        messages.error(request, _("Find the caller with their health insurance number first."))
+        return redirect(_phone_url(clinic))
+    form = PhoneBookForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a time and a reason for the visit."))
+        return redirect(_phone_url(clinic))
+    try:
+        appointment = services.phone_booking_make(
+            clinic=clinic,
+            citizen=caller,
+            slot_id=form.cleaned_data["slot"],
+            reason=form.cleaned_data["reason"],
+            over_limit_reason=form.cleaned_data["over_limit_reason"],
+            by=user,
+        )
+    except booking_errors.SlotUnavailable as exc:
+        rows = _free_slots(request, clinic)[1]
+        return render(
+            request,
+            "clinics/phone_taken.html",
+            {"clinic": clinic, "message": exc.message, "slot_rows": rows, "over_limit": _over_limit(caller)},
+            status=409,
+        )
+    except ApplicationError as exc:
+        messages.error(request, str(exc.message))
+        return redirect(_phone_url(clinic))
+    local = appointment.start.astimezone(clinic.tz)
+    messages.success(
+        request,
+        _("Booked on %(day)s at %(time)s. Reference: %(reference)s.")
+        % {
+            "day": date_format(local, "l j F Y"),
+            "time": time_format(local, "H:i"),
+            "reference": appointment.reference,
+        },
+    )
+    return redirect(_phone_url(clinic))
+
+
+def _back_url(request: HttpRequest, clinic: Clinic, appointment: Appointment) -> str:
+    """Back to the caller's page, or to the agenda day the appointment is on."""
+    if request.POST.get("back") == "phone":
+        return _phone_url(clinic)
+    day = appointment.start.astimezone(clinic.tz).date()
+    return f"{reverse('clinics:agenda', args=[clinic.pk])}?{urlencode({'date': day.isoformat()})}"
+
+
+@require_http_methods(["POST"])
+@staff_required
+def appointment_cancel(request: HttpRequest, clinic_id: int, appointment_id: int) -> HttpResponse:
+    clinic, refused = _planner_clinic(request, clinic_id)[1:]
+    if refused is not None:
+        return refused
+    appointment = selectors.appointment_get_for_clinic(clinic=clinic, appointment_id=appointment_id)
+    try:
+        booking_services.appointment_cancel(
+            appointment=appointment, reason=Appointment.CancelReason.OTHER, by_clinic=True
+        )
+    except ApplicationError as exc:
+        messages.error(request, str(exc.message))
+    else:
+        messages.success(
+            request,
+            _("Appointment %(reference)s cancelled; the patient is notified by e-mail.")
+            % {"reference": appointment.reference},
+        )
+    return redirect(_back_url(request, clinic, appointment))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def appointment_move(request: HttpRequest, clinic_id: int, appointment_id: int) -> HttpResponse:
+    user, clinic, refused = _planner_clinic(request, clinic_id)
+    if refused is not None:
+        return refused
+    appointment = selectors.appointment_get_for_clinic(clinic=clinic, appointment_id=appointment_id)
+    status = 200
+    error = ""
+    if request.method == "POST":
+        form = MoveForm(request.POST)
+        if not form.is_valid():
+            error, status = str(_("Choose the new time.")), 422
+        else:
+            try:
+                new = booking_services.appointment_move_by_clinic(
+                    appointment=appointment, new_slot_id=form.cleaned_data["slot"], by=user
+                )
+            except ApplicationError as exc:
+                error, status = str(exc.message), exc.status
+            else:
+                local = new.start.astimezone(clinic.tz)
+                messages.success(
+                    request,
+                    _("Appointment moved to %(day)s at %(time)s; the patient is notified by e-mail.")
+                    % {"day": date_format(local, "l j F Y"), "time": time_format(local, "H:i")},
+                )
+                return redirect(_back_url(request, clinic, new))
+    audit_staff_read(user=user, clinic=clinic, purpose="phone", citizen_ids=[appointment.citizen_id])
+    filters, rows = _free_slots(request, clinic, exclude_slot_id=appointment.slot_id)
+    return render(
+        request,
+        "clinics/appointment_move.html",
+        {
+            "clinic": clinic,
+            "appointment": appointment,
+            "local_start": appointment.start.astimezone(clinic.tz),
+            "error": error,
+            "filters": filters,
+            "slot_rows": rows,
+            "movable": appointment.status == Appointment.Status.BOOKED and appointment.start > timezone.now(),
+            "back": request.POST.get("back") or request.GET.get("back") or "",
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["POST"])
+@staff_required
+def appointment_status(request: HttpRequest, clinic_id: int, appointment_id: int) -> HttpResponse:
+    clinic, refused = _planner_clinic(request, clinic_id)[1:]
+    if refused is not None:
+        return refused
+    appointment = selectors.appointment_get_for_clinic(clinic=clinic, appointment_id=appointment_id)
+    form = AppointmentStatusForm(request.POST)
+    today = timezone.now().astimezone(clinic.tz).date()
+    if not form.is_valid():
+        messages.error(request, _("Choose arrived or no-show."))
+    elif appointment.start >= selectors.local_day_bounds(today, clinic)[1]:
+        messages.error(request, _("Only today's and past appointments can be marked arrived or no-show."))
+    else:
+        try:
+            booking_services.appointment_set_status(
+                appointment_id=appointment.pk, status=form.cleaned_data["status"], channel="clinic"
+            )
+        except ApplicationError as exc:
+            messages.error(request, str(exc.message))
+        else:
+            text = (
+                _("%(reference)s marked as arrived.")
+                if form.cleaned_data["status"] == Appointment.Status.ARRIVED
+                else _("%(reference)s marked as a no-show.")
+            )
+            messages.success(request, text % {"reference": appointment.reference})
+    return redirect(_back_url(request, clinic, appointment))

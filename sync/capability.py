@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 
 from .fhir.search import CONTROL_PARAMS, RESOURCES
+from .snapshots import SYNC_LIMIT as SNAPSHOT_SYNC_LIMIT
 
 # The date of this statement's content; change it whenever the supported surface changes.
 CAPABILITY_DATE = "2026-11-28"
@@ -83,7 +84,8 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     f"{retention} days; an older cursor gets 410: resync. Webhooks: a Subscription "
                     "(rest-hook, criteria Appointment) receives the same history Bundles, HMAC-signed "
                     "(X-RDV-Signature), in feed order, retried with backoff. Patient lookup, Bundles "
-                    "and agenda snapshots are not available yet (see docs/sync-api.md)."
+                    "are not available yet (see docs/sync-api.md). Agenda snapshots: POST "
+                    "Schedule/{id}/$snapshot."
                 ),
                 "extension": [{"url": FEED_POLL_INTERVAL_EXTENSION, "valueInteger": interval}],
                 "operation": [
@@ -95,7 +97,23 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                             "with system/Slot.read): a history Bundle of the changes after cursor n; "
                             "the next link and meta.extension feed-cursor give the cursor to continue."
                         ),
-                    }
+                    },
+                    {
+                        "name": "snapshot",
+                        "definition": "https://rdv-sante.quebec/fhir/OperationDefinition/Schedule-snapshot",
+                        "documentation": (
+                            "POST Schedule/{id}/$snapshot (system/Slot.write): a Parameters resource "
+                            "with start, end (instants), generation (greater than the last accepted one "
+                            "for the schedule, else 409) and one slot parameter per Slot (resource), the "
+                            "complete agenda of [start, end). New slots are created, changed free ones "
+                            "updated, free ones that disappeared withdrawn; a booked slot removed or "
+                            "changed is kept and recorded as a conflict. Every slot is validated as in "
+                            "POST Slot, inside the window, without overlaps (422 naming the entries). "
+                            f"Up to {SNAPSHOT_SYNC_LIMIT} slots: 200 with the counts (Parameters); more: "
+                            "202 with Content-Location Schedule/{id}/$snapshot-status/{snapshot}, which "
+                            "answers 202 until done, then 200 with the counts."
+                        ),
+                    },
                 ],
                 "security": {
                     "extension": [

@@ -161,3 +161,93 @@ class WebhookSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} of client #{self.emr_client_id} ({self.status})"
+
+
+class AgendaSnapshot(models.Model):
+    """The complete agenda an EMR sent for one schedule (practitioner role) over ``[window_start,
+    window_end)``: reconciled against the central store by ``sync.snapshots``.
+
+    ``generation`` must grow per role: a snapshot whose generation is not above the last accepted one
+    is refused (409), so that a stale snapshot arriving late can never bring withdrawn slots back.
+    ``entries`` holds the validated slots (ids, times, codes: no personal data) for the worker;
+    ``counts`` the outcome (created, updated, withdrawn, unchanged, conflicts, refused, kept).
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "received"
+        PROCESSING = "processing", "processing"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="+")
+    role = models.ForeignKey("clinics.PractitionerRole", on_delete=models.PROTECT, related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    generation = models.BigIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED)
+    received_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the validated entries and window.")
+    entries = models.JSONField(default=list)
+    counts = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "agenda snapshot"
+        constraints = [
+            models.UniqueConstraint(fields=["role", "generation"], name="snapshot_role_generation_unique"),
+            models.CheckConstraint(
+                condition=Q(window_end__gt=models.F("window_start")), name="snapshot_window_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["received", "processing", "done", "failed"]),
+                name="snapshot_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"snapshot #{self.pk} of role #{self.role_id} (generation {self.generation}, {self.status})"
+
+
+class SyncConflict(models.Model):
+    """A booked slot that an EMR snapshot removed or changed: the booking is kept, the slot is not
+    touched, and the clinic decides. ``detail`` holds ids and times only, never personal data."""
+
+    class Kind(models.TextChoices):
+        BOOKED_SLOT_REMOVED = "booked_slot_removed", "booked slot removed"
+        BOOKED_SLOT_CHANGED = "booked_slot_changed", "booked slot changed"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        RESOLVED = "resolved", "resolved"
+
+    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="+")
+    slot = models.ForeignKey("booking.Slot", on_delete=models.PROTECT, related_name="+")
+    appointment = models.ForeignKey(
+        "booking.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=25, choices=Kind.choices)
+    snapshot = models.ForeignKey(AgendaSnapshot, on_delete=models.PROTECT, related_name="conflicts")
+    detail = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "synchronization conflict"
+        indexes = [models.Index(fields=["clinic", "status"], name="sync_conflict_clinic_status")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["booked_slot_removed", "booked_slot_changed"]),
+                name="sync_conflict_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "resolved"]), name="sync_conflict_status_valid"
+            ),
+            # One open conflict per slot and kind: a snapshot sent again records nothing new.
+            models.UniqueConstraint(
+                fields=["slot", "kind"], condition=Q(status="open"), name="sync_conflict_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on slot #{self.slot_id} ({self.status})"

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import feed, webhooks
+from . import feed, snapshots, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +36,25 @@ def feed_prune() -> int:
     if deleted:
         logger.info("change feed pruned", extra={"count": deleted})
     return deleted
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    retry_backoff=2,
+    max_retries=5,
+    ignore_result=True,
+)
+def snapshot_reconcile(self, snapshot_id: int) -> str:
+    """Reconcile a large agenda snapshot (sync.snapshots): one transaction, so a worker killed in the
+    middle leaves nothing; acknowledged late and retried; a snapshot already done is left alone."""
+    try:
+        return snapshots.snapshot_reconcile(snapshot_id).status
+    except Exception as exc:
+        if self.request.retries >= (self.max_retries or 0):
+            snapshots.snapshot_fail(snapshot_id, f"{type(exc).__name__}: reconciliation failed.")
+            logger.exception("snapshot reconciliation failed", extra={"snapshot_id": snapshot_id})
+            return "failed"
+        raise

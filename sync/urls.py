@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import feed_views, views, webhook_views
+from . import feed_views, snapshot_views, views, webhook_views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
@@ -18,6 +18,17 @@ urlpatterns = [
         r"^Subscription/(?P<pk>[A-Za-z0-9\-.]{1,64})$",
         webhook_views.SubscriptionInstanceView.as_view(),
         name="subscription",
+    ),
+    # Agenda snapshots, before the resource patterns (an operation on a Schedule instance).
+    re_path(
+        r"^Schedule/(?P<pk>[A-Za-z0-9\-.]{1,64})/\$snapshot$",
+        snapshot_views.SnapshotView.as_view(),
+        name="snapshot",
+    ),
+    re_path(
+        r"^Schedule/(?P<pk>[A-Za-z0-9\-.]{1,64})/\$snapshot-status/(?P<snapshot>[0-9]{1,18})$",
+        snapshot_views.SnapshotStatusView.as_view(),
+        name="snapshot-status",
     ),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
     path(

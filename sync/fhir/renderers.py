@@ -31,15 +31,17 @@ class FhirJSONParser(parsers.JSONParser):
     """A FHIR resource: one JSON object with a ``resourceType`` (400 ``structure`` otherwise)."""
 
     media_type = FHIR_JSON
+    max_bytes = MAX_BODY_BYTES
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if declared and str(declared).isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise FhirError(413, "too-costly", "The request body is over 1 MB.")
-        raw = stream.read(MAX_BODY_BYTES + 1)  # bounded even when no length was declared
-        if len(raw) > MAX_BODY_BYTES:
-            raise FhirError(413, "too-costly", "The request body is over 1 MB.")
+        limit = f"The request body is over {self.max_bytes // (1024 * 1024)} MB."
+        if declared and str(declared).isdigit() and int(declared) > self.max_bytes:
+            raise FhirError(413, "too-costly", limit)
+        raw = stream.read(self.max_bytes + 1)  # bounded even when no length was declared
+        if len(raw) > self.max_bytes:
+            raise FhirError(413, "too-costly", limit)
         try:
             data = json.loads(raw)
         except ValueError as exc:

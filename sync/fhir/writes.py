@@ -125,15 +125,28 @@ class SlotInput:
     external_id: str  # "" when the body has none
 
 
-def slot_input(body: dict[str, Any], *, clinic_ids: Collection[int], pk: str | None = None) -> SlotInput:
-    """A Slot body: schedule of the client's clinics, free/busy code, UTC instants, our code lists."""
+def slot_input(
+    body: dict[str, Any],
+    *,
+    clinic_ids: Collection[int],
+    pk: str | None = None,
+    role: PractitionerRole | None = None,
+) -> SlotInput:
+    """A Slot body: schedule of the client's clinics, free/busy code, UTC instants, our code lists.
+
+    With ``role`` (an agenda snapshot's schedule, already checked), the body must reference it.
+    """
     _resource_type(body, "Slot")
     _body_id(body, pk)
     status = body.get("status")
     if status not in resources.FHIR_SLOT_CODES:
         raise bad(f"Slot.status must be one of {', '.join(resources.FHIR_SLOT_CODES)}.", "code-invalid")
     role_id = _reference_id(body.get("schedule"), "Schedule", "Slot.schedule")
-    role = selectors.role_queryset(clinic_ids).filter(pk=role_id).first()
+    if role is not None:
+        if role_id != role.pk:
+            raise rule(f"Slot.schedule must be Schedule/{role.pk}, the snapshot's schedule.")
+    else:
+        role = selectors.role_queryset(clinic_ids).filter(pk=role_id).first()
     if role is None:
         raise rule(f"Schedule/{role_id} is not a schedule of your clinics.")
     start, end = _instant(body, "start"), _instant(body, "end")

@@ -30,7 +30,7 @@ from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
 from clinics.models import ClinicMembership
-from sync.models import EmrClient, WebhookSubscription
+from sync.models import AgendaSnapshot, EmrClient, WebhookSubscription
 from tests.clinics.conftest import sign_in
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, ClinicFactory, SlotFactory
@@ -128,6 +128,8 @@ MATRIX: list[Row] = [
     GET(f"{FHIR}/Schedule", FHIR_SEARCH),
     GET(f"{FHIR}/Schedule/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Schedule/{{role_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Schedule/{{role_a}}/$snapshot", FHIR_POST_ONLY),  # POST only (tests/sync/test_snapshots.py)
+    GET(f"{FHIR}/Schedule/{{role_a}}/$snapshot-status/{{snapshot_a}}", FHIR_OWN_A),
     GET(f"{FHIR}/Slot", FHIR_SEARCH),
     GET(f"{FHIR}/Slot/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Slot/{{slot}}", FHIR_OWN_A),
@@ -184,6 +186,17 @@ MATRIX: list[Row] = [
     GET("/clinique/{web_a}/plages/modele/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/bloquer/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/modifier/", STAFF_OF_A),
+    # The phone channel: clinics without an EMR; clinic A keeps its agenda in an EMR (403 page).
+    GET("/clinique/{clinic_a}/telephone/", but(302, admin_a=403, admin_b=404, board=404)),
+    GET("/clinique/{web_a}/telephone/", STAFF_OF_A),
+    GET(
+        "/clinique/{clinic_a}/rendez-vous/{appointment}/deplacer/",
+        but(302, admin_a=403, admin_b=404, board=404),
+    ),
+    # POST-only actions: any GET is refused before anything else.
+    GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
+    GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
+    GET("/clinique/{clinic_a}/rendez-vous/{appointment}/presence/", everyone(405)),
     # Django's admin: nobody here is is_staff. The regex routes; the rest are in ``admin_rows``.
     GET("/gestion/login/", everyone(200)),
     GET("/gestion/logout/", everyone(302)),
@@ -208,6 +221,17 @@ MATRIX: list[Row] = [
     GET("/plages/{slot}/confirmer/", IDENTIFIED),
     # Writes by the wrong person change nothing (the right person's come last, they change state).
     POST("/rendez-vous/{appointment}/annuler/", but(404, citizen_a=302), reason="other"),
+    POST("/clinique/{clinic_a}/telephone/", but(302, admin_a=403, admin_b=404, board=404), action="find"),
+    POST("/clinique/{clinic_a}/telephone/reserver/", but(302, admin_a=403, admin_b=404, board=404), slot="1"),
+    POST(
+        "/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/",
+        but(302, admin_a=403, admin_b=404, board=404),
+    ),
+    POST(
+        "/clinique/{clinic_a}/rendez-vous/{appointment}/presence/",
+        but(302, admin_a=403, admin_b=404, board=404),
+        status="noshow",
+    ),
     POST("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", but(302, admin_b=404, board=404)),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
@@ -278,8 +302,18 @@ def objects(world, settings) -> Objects:
         endpoint="https://emr-a.example.ca/hook",
         secret="s" * 32,
     )
+    snapshot = AgendaSnapshot.objects.create(
+        emr_client=subscription.emr_client,
+        role=world.role_a,
+        window_start=booked.start,
+        window_end=booked.end,
+        generation=1,
+        status=AgendaSnapshot.Status.DONE,
+        digest="0" * 64,
+    )
     ids = {
         "clinic_a": world.clinic_a.pk,
+        "snapshot_a": snapshot.pk,
         "web_a": web_a.pk,
         "gmf_a": world.clinic_a.gmf_id,
         "practitioner_a": world.role_a.practitioner_id,

@@ -231,6 +231,6 @@ def test_the_capability_statement_lists_the_feed_and_its_budget(client, db):
     (rest,) = statement["rest"]
     appointment = next(r for r in rest["resource"] if r["type"] == "Appointment")
     assert "history-type" in [i["code"] for i in appointment["interaction"]]
-    assert [op["name"] for op in rest["operation"]] == ["feed"]
+    assert [op["name"] for op in rest["operation"]] == ["feed", "snapshot"]
     assert rest["extension"][0]["valueInteger"] == 10
     assert "one feed poll per 10 s" in rest["documentation"]
