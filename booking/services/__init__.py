@@ -1,0 +1,108 @@
+"""Booking writes: hold, book, cancel. Each is one short transaction with a compare-and-set.
+
+Every function takes keyword-only arguments and the application clock ``now`` (tests move it).
+Slow work (e-mail) is enqueued on commit from the outbox event written in the same transaction.
+"""
+
+# A package since it passed ~400 lines (STYLE.md rule 1); every name the single module had is
+# re-exported here, so ``booking.services.<name>`` keeps working for every caller.
+from ._common import (
+    ONLINE_CHANNELS,
+    _active_future_online_count,
+    _check_online_rules,
+    _enqueue_notification,
+    _get_slot,
+    _live_hold_by_other,
+    _lock_timeout,
+    local_to_utc,
+    logger,
+    outbox_append,
+    slot_is_eligible,
+)
+from .appointments import (
+    CANCELLABLE_STATUSES,
+    STATUS_TRANSITIONS,
+    _appointment_for_external_id,
+    _appointment_for_hold,
+    _book_in_transaction,
+    _hold_is_live,
+    appointment_book,
+    appointment_cancel,
+    appointment_move_by_clinic,
+    appointment_reschedule,
+    appointment_set_status,
+)
+from .holds import (
+    Hold,
+    slot_hold,
+    slot_release_hold,
+)
+from .slots import (
+    PeriodBlocked,
+    _at_local_time,
+    _check_slot_fields,
+    _check_web_agenda_role,
+    _first_overlap,
+    _outbox_bulk,
+    _period_bounds,
+    _practitioner_overlap,
+    _practitioner_slots_between,
+    _slot_cas_failed,
+    _slot_channel,
+    period_block,
+    period_block_targets,
+    slot_create,
+    slot_update,
+    slot_withdraw,
+    slots_change_offer,
+    slots_offer_targets,
+    slots_publish,
+)
+
+__all__ = [
+    "CANCELLABLE_STATUSES",
+    "Hold",
+    "ONLINE_CHANNELS",
+    "PeriodBlocked",
+    "STATUS_TRANSITIONS",
+    "appointment_book",
+    "appointment_cancel",
+    "appointment_move_by_clinic",
+    "appointment_reschedule",
+    "appointment_set_status",
+    "local_to_utc",
+    "logger",
+    "outbox_append",
+    "period_block",
+    "period_block_targets",
+    "slot_create",
+    "slot_hold",
+    "slot_is_eligible",
+    "slot_release_hold",
+    "slot_update",
+    "slot_withdraw",
+    "slots_change_offer",
+    "slots_offer_targets",
+    "slots_publish",
+    # Private helpers, kept importable from their old path.
+    "_active_future_online_count",
+    "_appointment_for_external_id",
+    "_appointment_for_hold",
+    "_at_local_time",
+    "_book_in_transaction",
+    "_check_online_rules",
+    "_check_slot_fields",
+    "_check_web_agenda_role",
+    "_enqueue_notification",
+    "_first_overlap",
+    "_get_slot",
+    "_hold_is_live",
+    "_live_hold_by_other",
+    "_lock_timeout",
+    "_outbox_bulk",
+    "_period_bounds",
+    "_practitioner_overlap",
+    "_practitioner_slots_between",
+    "_slot_cas_failed",
+    "_slot_channel",
+]

@@ -1,0 +1,145 @@
+"""Shared by the booking services: the lock timeout, slot fetch, live-hold filter, online rules,
+the outbox and its notification enqueueing, and clinic wall-clock conversion.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+
+from citizens.models import Citizen
+from citizens.selectors import citizen_care
+
+from .. import errors
+from ..models import (
+    Appointment,
+    Audience,
+    OutboxEvent,
+    Reason,
+    Slot,
+)
+
+# Named as before the package split, so that log records keep their logger name.
+logger = logging.getLogger("booking.services")
+
+ONLINE_CHANNELS = (Appointment.Channel.PORTAL, Appointment.Channel.CITIZEN_API, Appointment.Channel.WAITLIST)
+
+
+def _lock_timeout() -> None:
+    # A booking waits at most this long for a row lock; then the citizen is asked to try again
+    # (errors.Busy) instead of piling up connections during a rush.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '3s'")
+
+
+def _live_hold_by_other(citizen_id: int | None, now: datetime) -> Q:
+    """Rows held by someone else whose hold has not expired: the only holds that block."""
+    q = Q(hold_expires__gt=now)
+    if citizen_id is not None:
+        q &= ~Q(holder_id=citizen_id)
+    return q
+
+
+def slot_is_eligible(*, slot: Slot, citizen: Citizen) -> bool:
+    """Invariant 3, audience part: may this citizen book this slot online?"""
+    if slot.audience == Audience.PUBLIC:
+        return True
+    if slot.audience == Audience.NOT_ONLINE:
+        return False
+    care = citizen_care(citizen=citizen)
+    if care.practitioner_id == slot.practitioner_id:
+        return True
+    if slot.audience == Audience.GMF_PATIENTS:
+        return care.gmf_id is not None and care.gmf_id == slot.clinic.gmf_id
+    return False
+
+
+def _active_future_online_count(*, citizen: Citizen, now: datetime) -> int:
+    return Appointment.objects.filter(
+        citizen=citizen, status=Appointment.Status.BOOKED, start__gt=now, channel__in=ONLINE_CHANNELS
+    ).count()
+
+
+def _check_online_rules(
+    *, slot: Slot, citizen: Citizen, reason: str | None, now: datetime, check_limit: bool = True
+) -> None:
+    """Invariant 3. ``reason`` None skips the reason check (a hold before the reason is final)."""
+    if not slot.clinic.is_active:
+        raise errors.SlotNotFound
+    if slot.status != Slot.Status.FREE:
+        raise errors.SlotUnavailable
+    if not slot_is_eligible(slot=slot, citizen=citizen):
+        raise errors.NotEligible
+    if reason is not None and (reason not in Reason.values or not slot.accepts(reason)):
+        raise errors.ReasonNotAccepted
+    if slot.start < now + slot.clinic.min_notice:
+        raise errors.TooSoon
+    if (
+        check_limit
+        and _active_future_online_count(citizen=citizen, now=now) >= settings.BOOKING_MAX_ACTIVE_ONLINE
+    ):
+        raise errors.LimitReached
+
+
+def _get_slot(slot_id: int) -> Slot:
+    try:
+        return Slot.objects.select_related("clinic").get(pk=slot_id)
+    except (Slot.DoesNotExist, ValueError, TypeError) as exc:
+        raise errors.SlotNotFound from exc
+
+
+def outbox_append(
+    *,
+    kind: str,
+    clinic_id: int,
+    slot: Slot | None = None,
+    appointment: Appointment | None = None,
+    channel: str = "",
+    payload: dict[str, Any] | None = None,
+    notify: bool = False,
+) -> OutboxEvent:
+    """Invariant 5: call inside the transaction that changed the slot or the appointment."""
+    event = OutboxEvent.objects.create(
+        kind=kind,
+        clinic_id=clinic_id,
+        slot=slot,
+        appointment=appointment,
+        channel=channel,
+        payload=payload or {},
+        notify_state=OutboxEvent.NotifyState.PENDING if notify else OutboxEvent.NotifyState.SKIPPED,
+    )
+    if notify:
+        transaction.on_commit(lambda: _enqueue_notification(event.pk))
+    return event
+
+
+def _enqueue_notification(event_id: int) -> None:
+    # The booking has committed whatever happens here: if the broker is down the event stays
+    # pending and the beat sweep sends it later (nothing lost, never a 500 after a booking).
+    from ..tasks import notify_event
+
+    try:
+        notify_event.delay(event_id)
+    except Exception:  # noqa: BLE001 - any broker failure must not surface to the citizen
+        logger.warning("notification not enqueued; the sweep will send it", extra={"event_id": event_id})
+
+
+def local_to_utc(*, local: datetime, tz: ZoneInfo) -> datetime:
+    """A clinic's wall-clock time to UTC, refusing the hour that does not exist (spring forward)
+    and the hour that happens twice (fall back) instead of guessing."""
+    if local.tzinfo is not None:
+        local = local.replace(tzinfo=None)
+    first = local.replace(tzinfo=tz, fold=0)
+    second = local.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        # fold=0 and fold=1 disagree: either a gap (the time is skipped) or an overlap (repeated).
+        round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+        if round_trip != local:
+            raise errors.NonexistentLocalTime
+        raise errors.AmbiguousLocalTime
+    return first.astimezone(UTC)
