@@ -318,6 +318,40 @@ def appointment_set_status(
     return appointment, True
 
 
+def _release_for_move(appointment: Appointment, *, by_clinic: bool, now: datetime) -> None:
+    """Inside a move's transaction: cancel the old appointment (reason ``rescheduled``), free its
+    slot and write the outbox event; the caller then books the new slot in the same transaction."""
+    released = Appointment.objects.filter(pk=appointment.pk, status=Appointment.Status.BOOKED).update(
+        status=Appointment.Status.CANCELLED_BY_CLINIC
+        if by_clinic
+        else Appointment.Status.CANCELLED_BY_CITIZEN,
+        cancel_reason=Appointment.CancelReason.RESCHEDULED,
+        cancelled_at=now,
+        version=F("version") + 1,
+        updated_at=now,
+    )
+    if released != 1:
+        raise errors.NotCancellable
+    freed = Slot.objects.filter(pk=appointment.slot_id, status=Slot.Status.BOOKED).update(
+        status=Slot.Status.FREE, version=F("version") + 1, updated_at=now
+    )
+    appointment.refresh_from_db()
+    slot_version = Slot.objects.filter(pk=appointment.slot_id).values_list("version", flat=True).get()
+    outbox_append(
+        kind="appointment.cancelled",
+        clinic_id=appointment.clinic_id,
+        slot=appointment.slot,
+        appointment=appointment,
+        channel="clinic" if by_clinic else "citizen",
+        payload={
+            "reason": Appointment.CancelReason.RESCHEDULED,
+            "slot_freed": bool(freed),
+            "slot_version": slot_version,
+            "appointment_version": appointment.version,
+        },
+    )
+
+
 def appointment_reschedule(
     *,
     appointment: Appointment,
@@ -351,30 +385,7 @@ def appointment_reschedule(
         with transaction.atomic():
             _lock_timeout()
             Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
-            released = Appointment.objects.filter(pk=appointment.pk, status=Appointment.Status.BOOKED).update(
-                status=Appointment.Status.CANCELLED_BY_CITIZEN,
-                cancel_reason=Appointment.CancelReason.RESCHEDULED,
-                cancelled_at=now,
-                version=F("version") + 1,
-                updated_at=now,
-            )
-            if released != 1:
-                raise errors.NotCancellable
-            Slot.objects.filter(pk=appointment.slot_id, status=Slot.Status.BOOKED).update(
-                status=Slot.Status.FREE, version=F("version") + 1, updated_at=now
-            )
-            appointment.refresh_from_db()
-            outbox_append(
-                kind="appointment.cancelled",
-                clinic_id=appointment.clinic_id,
-                slot=appointment.slot,
-                appointment=appointment,
-                channel="citizen",
-                payload={
-                    "reason": Appointment.CancelReason.RESCHEDULED,
-                    "appointment_version": appointment.version,
-                },
-            )
+            _release_for_move(appointment, by_clinic=False, now=now)
             new = _book_in_transaction(
                 slot_id=new_slot_id,
                 citizen=citizen,
@@ -438,33 +449,7 @@ def appointment_move_by_clinic(
         with transaction.atomic():
             _lock_timeout()
             Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
-            released = Appointment.objects.filter(pk=appointment.pk, status=Appointment.Status.BOOKED).update(
-                status=Appointment.Status.CANCELLED_BY_CLINIC,
-                cancel_reason=Appointment.CancelReason.RESCHEDULED,
-                cancelled_at=now,
-                version=F("version") + 1,
-                updated_at=now,
-            )
-            if released != 1:
-                raise errors.NotCancellable
-            Slot.objects.filter(pk=appointment.slot_id, status=Slot.Status.BOOKED).update(
-                status=Slot.Status.FREE, version=F("version") + 1, updated_at=now
-            )
-            appointment.refresh_from_db()
-            slot_version = Slot.objects.filter(pk=appointment.slot_id).values_list("version", flat=True).get()
-            outbox_append(
-                kind="appointment.cancelled",
-                clinic_id=appointment.clinic_id,
-                slot=appointment.slot,
-                appointment=appointment,
-                channel="clinic",
-                payload={
-                    "reason": Appointment.CancelReason.RESCHEDULED,
-                    "slot_freed": True,
-                    "slot_version": slot_version,
-                    "appointment_version": appointment.version,
-                },
-            )
+            _release_for_move(appointment, by_clinic=True, now=now)
             new = _book_in_transaction(
                 slot_id=new_slot_id,
                 citizen=citizen,
