@@ -60,3 +60,40 @@ def identify_payload(citizen, **overrides):
     }
     data.update(overrides)
     return data
+
+
+@pytest.fixture
+def sync_db_under_playwright():
+    """Playwright's sync API runs an event loop in the test's thread; the test's own ORM calls are
+    sync, so Django's async-safety check is lifted for the browser tests only."""
+    import os
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser_server(django_db_setup, django_db_blocker, live_server):
+    """The live server for browser tests. At the end of the session its request threads (daemons
+    that close their database connection only when the browser's keep-alive socket closes) are
+    waited for, so that the test database can be dropped; stragglers are ended after five seconds."""
+    import time
+
+    from django.db import connection
+
+    yield live_server
+    others = "datname = current_database() AND pid <> pg_backend_pid()"
+    with django_db_blocker.unblock():
+        for _ in range(50):
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {others}")  # noqa: S608
+                if cursor.fetchone()[0] == 0:
+                    return
+            time.sleep(0.1)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}")  # noqa: S608

@@ -1,83 +1,18 @@
 """Once in a real browser: headless Debian Chromium books a slot end to end in French, and axe-core
 checks every page for serious or critical accessibility violations."""
 
-import os
-import shutil
-import time
-
 import pytest
 
 from booking.models import Appointment, Slot
+from tests.browser_support import chromium, requires_chromium
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"
-    ),
-]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _allow_sync_db_under_playwright():
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are sync.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker, live_server):
-    yield live_server
-    with django_db_blocker.unblock():
-        _wait_for_live_server_connections()
-
-
-def _wait_for_live_server_connections():
-    # At the end of the session: the live server's request threads are daemons that close their
-    # database connection only when the browser's keep-alive socket closes; wait for them so the
-    # test database can be dropped, and end any straggler after a few seconds.
-    from django.db import connection
-
-    sql = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    for _ in range(50):
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            if cursor.fetchone()[0] == 0:
-                return
-        time.sleep(0.1)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
 
 
 @pytest.fixture
 def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as browser:
         context = browser.new_context(locale="fr-CA", viewport={"width": 390, "height": 844})
         page = context.new_page()
         page.set_default_timeout(15000)
@@ -85,7 +20,6 @@ def browser_page():
             yield page
         finally:
             context.close()
-            browser.close()
 
 
 def _axe_serious(page) -> list[str]:
@@ -100,7 +34,9 @@ def _axe_serious(page) -> list[str]:
     return problems
 
 
-def test_a_citizen_books_a_slot_in_french_in_a_real_browser(server, transactional_db, browser_page, settings):
+def test_a_citizen_books_a_slot_in_french_in_a_real_browser(
+    browser_server, transactional_db, browser_page, settings
+):
     settings.SECURE_SSL_REDIRECT = False
     FsaFactory()
     citizen = CitizenFactory()
@@ -108,7 +44,7 @@ def test_a_citizen_books_a_slot_in_french_in_a_real_browser(server, transactiona
     page = browser_page
     problems: list[str] = []
 
-    page.goto(server.url + "/")
+    page.goto(browser_server.url + "/")
     assert page.locator("html").get_attribute("lang") == "fr"
     problems += _axe_serious(page)
     page.locator("a.button-primary").click()
@@ -156,19 +92,19 @@ def _artifacts():
     return path
 
 
-def test_error_states_and_english_pages_pass_axe(server, transactional_db, browser_page, settings):
+def test_error_states_and_english_pages_pass_axe(browser_server, transactional_db, browser_page, settings):
     settings.SECURE_SSL_REDIRECT = False
     FsaFactory()
     citizen = CitizenFactory()
     page = browser_page
     problems: list[str] = []
-    page.goto(server.url + "/")
+    page.goto(browser_server.url + "/")
     page.locator("form.lang-switch button").click()  # to English, without JavaScript needed
     page.wait_for_load_state()
     assert page.locator("html").get_attribute("lang") == "en"
     problems += _axe_serious(page)
 
-    page.goto(server.url + "/identification/")
+    page.goto(browser_server.url + "/identification/")
     page.locator("main form button[type=submit]").click()  # everything empty: the error summary
     assert page.locator("#error-summary").count() == 1
     problems += _axe_serious(page)
@@ -190,8 +126,8 @@ def test_error_states_and_english_pages_pass_axe(server, transactional_db, brows
     assert "811" in page.content()
     problems += _axe_serious(page)
 
-    page.goto(server.url + "/rendez-vous/")
+    page.goto(browser_server.url + "/rendez-vous/")
     problems += _axe_serious(page)
-    page.goto(server.url + "/rendez-vous/retrouver/")
+    page.goto(browser_server.url + "/rendez-vous/retrouver/")
     problems += _axe_serious(page)
     assert problems == []

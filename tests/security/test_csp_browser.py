@@ -3,25 +3,15 @@ page (citizen, account, two-factor, clinic staff, the Swagger UI) and reports no
 no script error. A violation would mean a page relies on inline code the policy forbids, so it
 would be broken for real visitors."""
 
-import os
-import shutil
-import time
-
 import pytest
 from django.test import Client
 
 from booking.models import Reason, Slot
+from tests.browser_support import chromium, requires_chromium
 from tests.clinics.conftest import sign_in
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM), reason="Debian's chromium is not installed (make browser)"
-    ),
-]
+pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
 
 # Listens from the first byte of every document: the browser's own report of each violation.
 VIOLATION_LISTENER = """
@@ -30,46 +20,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
   window.__csp.push(e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile);
 });
 """
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _allow_sync_db_under_playwright():
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are sync.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, live_server):
-    yield live_server
-    with django_db_blocker.unblock():
-        _wait_for_live_server_connections()
-
-
-def _wait_for_live_server_connections():
-    # The live server's request threads close their connections only when the browser's keep-alive
-    # sockets close; wait for them so that the test database can be flushed and dropped.
-    from django.db import connection
-
-    sql = (
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
-    for _ in range(50):
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            if cursor.fetchone()[0] == 0:
-                return
-        time.sleep(0.1)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
 
 
 class Browser:
@@ -109,36 +59,21 @@ class Browser:
 
 
 @pytest.fixture
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+def browser(browser_server):
+    with chromium() as chrome:
         contexts = []
 
         def make() -> Browser:
-            context = chromium.new_context(locale="fr-CA")
+            context = chrome.new_context(locale="fr-CA")
             context.add_init_script(VIOLATION_LISTENER)
             contexts.append(context)
-            return Browser(context, server.url)
+            return Browser(context, browser_server.url)
 
         try:
             yield make
         finally:
             for context in contexts:
                 context.close()
-            chromium.close()
 
 
 def test_public_pages_and_the_api_documentation_run_without_a_csp_violation(browser, transactional_db):
