@@ -361,9 +361,26 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
             except booking_errors.PractitionerOverlap:
                 retry.append((entry, known))
         if len(retry) == len(pending):
-            for entry, _slot in retry:
+            # No progress. If a known slot is waiting to move, its moves form a cycle (two slots
+            # trading places): withdraw one of them rather than keep offering a time the EMR no
+            # longer has, refuse its entry, and let the others move into the freed time.
+            moving = next(((e, k) for e, k in retry if k is not None), None)
+            if moving is None:
+                for entry, _slot in retry:
+                    run.refuse(entry["identifier"], "overlaps another slot of the practitioner that stays.")
+                break
+            entry, known = moving
+            retry.remove(moving)
+            try:
+                booking_services.slot_withdraw(slot_id=known.pk, channel=Slot.Source.EMR)
+                run.counts["withdrawn"] += 1
+                run.refuse(
+                    entry["identifier"],
+                    "it traded places with another slot of the practitioner: withdrawn; publish it "
+                    "again with a new identifier.",
+                )
+            except booking_errors.ApplicationError:
                 run.refuse(entry["identifier"], "overlaps another slot of the practitioner that stays.")
-            break
         pending = retry
 
 

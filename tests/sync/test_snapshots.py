@@ -275,6 +275,26 @@ def test_two_free_slots_swapping_places_are_both_moved(fhir_a, persona_a):
     assert counts(response)["updated"] == 2, response.json()
 
 
+def test_two_free_slots_trading_places_exactly_one_moves_and_the_other_is_withdrawn(fhir_a, persona_a):
+    # A true swap is a cycle: neither can move first. The service never keeps offering a time the
+    # EMR no longer has: one is withdrawn (and reported), the other moves into the freed time.
+    role = persona_a.role
+    first = [entry(persona_a, "A", 0, minutes=60), entry(persona_a, "B", 2, minutes=60)]
+    assert post(fhir_a, role, snapshot_body(1, first)).status_code == 200
+    swapped = [entry(persona_a, "A", 2, minutes=60), entry(persona_a, "B", 0, minutes=60)]
+    response = post(fhir_a, role, snapshot_body(2, swapped))
+    assert response.status_code == 200, response.json()
+    assert (counts(response)["updated"], counts(response)["withdrawn"], counts(response)["refused"]) == (
+        1,
+        1,
+        1,
+    )
+    moved = Slot.objects.get(role=role, status=Slot.Status.FREE)  # exactly one left on offer
+    wanted = {e["identifier"][0]["value"]: e["start"] for e in swapped}
+    assert _z(moved.start) == wanted[moved.external_id]
+    assert Slot.objects.filter(role=role, status=Slot.Status.CANCELLED).count() == 1
+
+
 @pytest.mark.parametrize(
     ("slots", "status", "named"),
     [
