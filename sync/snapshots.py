@@ -305,7 +305,7 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
         s.external_id: s for s in Slot.objects.filter(clinic_id=role.clinic_id, external_id__in=list(entries))
     }
     # Gone first: a free slot withdrawn frees its time for the updates and creations below.
-    gone = (
+    gone_query = (
         Slot.objects.filter(
             role=role,
             source=Slot.Source.EMR,
@@ -316,14 +316,18 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
         .exclude(external_id__in=list(entries))
         .order_by("start")
     )
+    gone = list(gone_query)
+    withdrawn = set(
+        booking_services.emr_slots_withdraw(
+            clinic_id=role.clinic_id, slot_ids=[s.pk for s in gone if s.status == Slot.Status.FREE]
+        )
+    )
+    run.counts["withdrawn"] += len(withdrawn)
     for old in gone:
+        if old.pk in withdrawn:
+            continue
         if old.status == Slot.Status.FREE:
-            try:
-                booking_services.slot_withdraw(slot_id=old.pk, channel=Slot.Source.EMR)
-                run.counts["withdrawn"] += 1
-                continue
-            except booking_errors.SlotNotFree:
-                old.refresh_from_db()  # booked by a citizen in the meantime
+            old.refresh_from_db()  # booked by a citizen in the meantime
         if old.status == Slot.Status.BOOKED:
             run.conflict(old, SyncConflict.Kind.BOOKED_SLOT_REMOVED, None)
         else:
@@ -350,9 +354,41 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
         else:
             pending.append((entry, slot))
 
-    # Updates before creations; an overlap may only be one with a slot not yet moved, so the
-    # entries refused for an overlap are tried again while each round makes progress.
-    pending.sort(key=lambda item: item[1] is None)
+    # Updates first; an overlap may only be one with a slot not yet moved, so the entries refused
+    # for an overlap are tried again while each round makes progress. Then the new slots, in one
+    # batch: they can only overlap slots that stay where they are (the snapshot itself has none).
+    creations = [entry for entry, known in pending if known is None]
+    pending = [(entry, known) for entry, known in pending if known is not None]
+    _update_rounds(run, role, pending)
+    _create(run, role, creations)
+
+
+def _create(run: _Run, role: PractitionerRole, creations: list[dict[str, Any]]) -> None:
+    specs = [
+        booking_services.EmrSlot(
+            start=dt.datetime.fromisoformat(e["start"]),
+            end=dt.datetime.fromisoformat(e["end"]),
+            reasons=e["reasons"],
+            audience=e["audience"],
+            modality=e["modality"],
+            external_id=e["identifier"],
+        )
+        for e in creations
+    ]
+    try:
+        created, left_out = booking_services.emr_slots_create(role=role, specs=specs)
+    except booking_errors.ApplicationError:
+        # A malformed entry or the constraint refusing the batch: one by one, each with its reason.
+        _update_rounds(run, role, [(entry, None) for entry in creations])
+        return
+    run.counts["created"] += len(created)
+    for spec in left_out:
+        run.refuse(spec.external_id, "overlaps another slot of the practitioner that stays.")
+
+
+def _update_rounds(
+    run: _Run, role: PractitionerRole, pending: list[tuple[dict[str, Any], Slot | None]]
+) -> None:
     while pending:
         retry: list[tuple[dict[str, Any], Slot | None]] = []
         for entry, known in pending:

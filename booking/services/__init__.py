@@ -32,6 +32,7 @@ from .appointments import (
     appointment_reschedule,
     appointment_set_status,
 )
+from .emr_slots import EmrSlot, emr_slots_create, emr_slots_withdraw
 from .holds import (
     Hold,
     slot_hold,
@@ -61,6 +62,7 @@ from .slots import (
 
 __all__ = [
     "CANCELLABLE_STATUSES",
+    "EmrSlot",
     "Hold",
     "ONLINE_CHANNELS",
     "PeriodBlocked",
@@ -70,6 +72,8 @@ __all__ = [
     "appointment_move_by_clinic",
     "appointment_reschedule",
     "appointment_set_status",
+    "emr_slots_create",
+    "emr_slots_withdraw",
     "local_to_utc",
     "logger",
     "outbox_append",
