@@ -61,6 +61,17 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
+def vm_hwm_mib(pid: int) -> float:
+    """A process's peak resident set size (VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -386,18 +397,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--port", type=int, default=8088)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_HTTP_PORT", 8088)))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_GUNICORN_WORKERS", 2)))
     parser.add_argument("--worker-class", default=os.environ.get("BENCH_GUNICORN_CLASS", "gthread"))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_GUNICORN_THREADS", 4)))
-    parser.add_argument("--race-slots", type=int, default=500)
+    parser.add_argument("--race-slots", type=int, default=int(os.environ.get("BENCH_RACE_SLOTS", 500)))
     parser.add_argument("--race-clients", default=os.environ.get("BENCH_RACE_CLIENTS", "32,128"))
     parser.add_argument("--race-timeout", type=float, default=60)
     parser.add_argument("--race-attempts-factor", type=int, default=20, help="at most slots × this requests")
     parser.add_argument(
         "--sustained-seconds", type=float, default=float(os.environ.get("BENCH_SUSTAINED_SECONDS", 60))
     )
-    parser.add_argument("--sustained-clients", type=int, default=32)
+    parser.add_argument(
+        "--sustained-clients", type=int, default=int(os.environ.get("BENCH_SUSTAINED_CLIENTS", 32))
+    )
     parser.add_argument(
         "--sustained-pool", type=int, default=int(os.environ.get("BENCH_SUSTAINED_POOL", 30000))
     )
@@ -451,6 +464,9 @@ def main() -> None:
                 flush=True,
             )
             results["sustained"] = r
+        # Scenario 5: peak resident memory (VmHWM) of each gunicorn worker over the whole load.
+        results["gunicorn_worker_peak_rss_mib"] = [vm_hwm_mib(pid) for pid in children(gunicorn.pid)]
+        print(f"gunicorn workers' peak RSS (MiB): {results['gunicorn_worker_peak_rss_mib']}", flush=True)
     finally:
         stop_gunicorn(gunicorn)
         restore()

@@ -204,7 +204,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_INPROCESS_SECONDS", 20)))
     parser.add_argument("--configs", default=os.environ.get("BENCH_INPROCESS_CONFIGS", "1x32,2x16"))
     parser.add_argument("--pool", type=int, default=int(os.environ.get("BENCH_INPROCESS_POOL", 20000)))
-    parser.add_argument("--profile-requests", type=int, default=200)
+    parser.add_argument(
+        "--profile-requests", type=int, default=int(os.environ.get("BENCH_PROFILE_REQUESTS", 200))
+    )
     parser.add_argument("--out", default="booking_inprocess.json")
     args = parser.parse_args()
     django_setup()

@@ -3,11 +3,12 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "bench" / "results"))
 TARGET_HTTP = 333  # bookings/s sustained through HTTP (issue 7: 20,000 a minute)
 TARGET_INPROCESS_RATIO = 0.5  # of the raw SQL rate
 
@@ -168,9 +169,79 @@ def main() -> None:
         add("\n".join(w["profile"]["top_cumulative"][:32]))
         add("```")
         add("")
+    L.extend(search_and_sync())
     add(NOTES)
     Path(args.out).write_text("\n".join(L) + "\n")
     print(f"written {args.out}")
+
+
+def http_memory() -> str:
+    path = RESULTS / "booking_http.json"
+    values = json.loads(path.read_text()).get("gunicorn_worker_peak_rss_mib") if path.exists() else None
+    return ", ".join(f"{m} MiB" for m in values) if values else "not measured in this run"
+
+
+def search_and_sync() -> list[str]:
+    """The search (bench/search_bench.py) and synchronization (bench/sync_bench.py) sections, when run."""
+    out: list[str] = []
+    search_path, sync_path = RESULTS / "search.json", RESULTS / "sync.json"
+    if search_path.exists():
+        search = json.loads(search_path.read_text())
+        out += [
+            "## Search at provincial size",
+            "",
+            f"`GET /api/v1/slots` in-process (the whole Django stack, production settings, no socket), by"
+            f" different citizens, reasons and places (`bench/search_bench.py`; run of {search['machine']['date']},"
+            f" load average {search['machine']['loadavg']}). Target: p95 under {search['target_p95_ms']} ms,"
+            " queries bounded.",
+            "",
+            "| path | searches | latency p50 / p95 / p99 (ms) | SQL queries per search | with a result | p95 target met |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, label in (("mine", "my family doctor"), ("gmf", "my GMF"), ("near", "near a place")):
+            r = search["paths"].get(name)
+            if r:
+                p95 = r["latency"]["p95_ms"]
+                met = "yes" if p95 is not None and p95 < search["target_p95_ms"] else "**no**"
+                out.append(
+                    f"| {label} | {r['searches']} | {lat(r['latency'])} | {r['queries_min']}–{r['queries_max']} |"
+                    f" {100 * r['with_results']:.0f} % | {met} |"
+                )
+        out.append("")
+    if sync_path.exists():
+        sync = json.loads(sync_path.read_text())
+        out += [
+            "## EMR synchronization: snapshot reconciliation and change-feed latency",
+            "",
+            f"`bench/sync_bench.py` (run of {sync['machine']['date']}, load average {sync['machine']['loadavg']}): a"
+            f" {sync['snapshot_slots']:,}-slot agenda snapshot `POST Schedule/{{id}}/$snapshot` through the Django"
+            " stack, applied by a real Celery worker (prefork, 2 processes) with beat running; end to end is from"
+            " the POST until the snapshot is done. Target: a 10,000-slot reconciliation under"
+            f" {sync['target_reconcile_seconds']} s.",
+            "",
+            "| snapshot | POST (s) | accepted → done (s) | end to end (s) | created / updated / withdrawn / unchanged |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in sync["reconciliation"]:
+            c = r["counts"]
+            out.append(
+                f"| {r['snapshot']} | {r['post_seconds']} | {r['accepted_to_done_seconds']} |"
+                f" {r['end_to_end_seconds']} | {c['created']} / {c['updated']} / {c['withdrawn']} / {c['unchanged']} |"
+            )
+        feed = sync["feed"]
+        mem = sync["celery_worker_peak_rss_mib"]["worker_processes"]
+        web = http_memory()
+        out += [
+            "",
+            f"Change feed, {feed['bookings']} bookings one every 200 ms, beat's relay every second: booking commit →"
+            f" feed number p50 / p95 / p99 {lat(feed['booking_to_feed'])} ms; → webhook POST received"
+            f" {lat(feed['booking_to_webhook'])} ms; webhooks missing: {feed['webhooks_missing']}.",
+            "",
+            f"Peak memory (VmHWM) of the Celery worker's processes over the run: {', '.join(f'{m} MiB' for m in mem)};"
+            f" of each gunicorn worker over the HTTP booking runs: {web}.",
+            "",
+        ]
+    return out
 
 
 NOTES = """Reading of the profile (by hand, on this run's numbers and a cProfile of the service alone): about
