@@ -208,6 +208,30 @@ def search_and_sync() -> list[str]:
                     f" {100 * r['with_results']:.0f} % | {met} |"
                 )
         out.append("")
+    load_path = RESULTS / "load.json"
+    if load_path.exists():
+        load = json.loads(load_path.read_text())
+        out += [
+            "## Citizen journeys past saturation (Locust)",
+            "",
+            f"`bench/load_locust.py` (run of {load['machine']['date']}, load average {load['machine']['loadavg']}): Locust"
+            f" citizens search near a place, hold, book and cancel through gunicorn ({load['gunicorn']}), the number of"
+            f" citizens growing in stages of {load['stage_seconds']:.0f} s; a think time of 0.2–0.6 s between journeys."
+            f" Double bookings afterwards: {load['double_bookings']}. CPU over the run, in cores: gunicorn"
+            f" {load['cpu']['gunicorn_cores']}, PostgreSQL {load['cpu']['postgres_cores']}, Locust"
+            f" {load['cpu']['locust_cores']}, whole machine {load['cpu']['machine_busy_cores']} of {load['cpu']['machine_cores']}.",
+            "",
+            "| citizens | requests/s | booked/s | search p50 / p95 / p99 (ms) | book p50 / p95 / p99 (ms) | status codes | errors (5xx, 429, refused) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for s in load["stages"]:
+            codes = ", ".join(f"{k}: {v}" for k, v in s["status_codes"].items())
+            share = "–" if s["error_share"] is None else f"{100 * s['error_share']:.1f} %"
+            out.append(
+                f"| {s['users']} | {s['requests_per_s']} | {s['booked_per_s']} | {lat(s['latency'].get('search', {}))} |"
+                f" {lat(s['latency'].get('book', {}))} | {codes} | {share} |"
+            )
+        out.append("")
     if sync_path.exists():
         sync = json.loads(sync_path.read_text())
         out += [

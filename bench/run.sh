@@ -4,7 +4,8 @@
 # booking scenarios of issue 7: raw SQL through pgbench (the physical limit), the booking service
 # in-process, and the real HTTP stack (gunicorn); each restores the database exactly afterwards.
 # Then the citizen search (bench/search_bench.py) and EMR synchronization (bench/sync_bench.py:
-# 10,000-slot snapshot, feed and webhook latency, worker memory).
+# 10,000-slot snapshot, feed and webhook latency, worker memory), and citizen journeys under Locust
+# in growing stages past saturation (bench/load_locust.py).
 # Results: bench/results/*.json; summary: docs/benchmarks.md. Durations: BENCH_PGBENCH_SECONDS
 # (15), BENCH_INPROCESS_SECONDS (20), BENCH_SUSTAINED_SECONDS (60). tests/bench/test_smoke.py runs all
 # of it in seconds on a tiny database (BENCH_DB, BENCH_CLINICS, BENCH_RESULTS, ... below).
@@ -25,5 +26,6 @@ bash bench/booking_pgbench.sh
 .venv/bin/python bench/booking_http.py
 .venv/bin/python bench/search_bench.py
 .venv/bin/python bench/sync_bench.py
+.venv/bin/python bench/load_locust.py
 .venv/bin/python bench/booking_summary.py --out "${BENCH_SUMMARY:-docs/benchmarks.md}"
 echo "Benchmarks written to ${BENCH_RESULTS:-bench/results}/*.json and ${BENCH_SUMMARY:-docs/benchmarks.md}"

@@ -67,6 +67,9 @@ def bench_run(tmp_path_factory):
         "BENCH_SEARCHES": "6",
         "BENCH_SNAPSHOT_SLOTS": "300",
         "BENCH_FEED_BOOKINGS": "3",
+        "BENCH_SKIP_COLLECTSTATIC": "1",
+        "BENCH_LOCUST_STAGES": "2,4",
+        "BENCH_LOCUST_STAGE_SECONDS": "3",
     }
     for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "REDIS_URL"):
         env.pop(key, None)
@@ -77,7 +80,7 @@ def bench_run(tmp_path_factory):
             env=env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1500,
             check=False,
         )
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -125,9 +128,22 @@ def test_snapshot_reconciliation_and_webhooks_run_through_a_real_worker(bench_ru
     assert sync["celery_worker_peak_rss_mib"]["worker_processes"]
 
 
+def test_citizen_journeys_under_locust_book_and_never_double_book(bench_run):
+    load_run = load(bench_run, "load.json")
+    assert [s["users"] for s in load_run["stages"]] == [2, 4]
+    assert sum(s["booked_per_s"] for s in load_run["stages"]) > 0
+    assert all(s["error_share"] == 0 for s in load_run["stages"]), load_run["stages"]
+    assert load_run["double_bookings"] == 0
+
+
 def test_the_summary_is_written_with_every_section(bench_run):
     text = (bench_run / "benchmarks.md").read_text()
-    for heading in ("## Booking: summary", "## Search at provincial size", "## EMR synchronization"):
+    for heading in (
+        "## Booking: summary",
+        "## Search at provincial size",
+        "## Citizen journeys past saturation",
+        "## EMR synchronization",
+    ):
         assert heading in text
     plan = (bench_run / "search-plan.md").read_text()
     assert "| case | queries | results | wall time (ms) |" in plan
