@@ -1,11 +1,20 @@
 from django.urls import path
 
-from . import views
+from . import views, views_onboarding
 
 app_name = "clinics"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("inscription/", views_onboarding.registration_new, name="registration_new"),
+    path("inscription/envoyee/", views_onboarding.registration_sent, name="registration_sent"),
+    path("invitation/<str:token>/", views_onboarding.invitation, name="invitation"),
+    path("conseil/demandes/", views_onboarding.registration_queue, name="registration_queue"),
+    path(
+        "conseil/demandes/<int:request_id>/",
+        views_onboarding.registration_review,
+        name="registration_review",
+    ),
     path("<int:clinic_id>/agenda/", views.agenda, name="agenda"),
     path("<int:clinic_id>/agenda/feuille/", views.day_sheet, name="day_sheet"),
     path("<int:clinic_id>/plages/modele/", views.slot_template, name="slot_template"),
