@@ -15,6 +15,7 @@ from citizens.models import User
 from .models import (
     BoardRole,
     Clinic,
+    ClinicMembership,
     Gmf,
     PractitionerRole,
     RegistrationRequest,
@@ -104,4 +105,18 @@ def registration_get(*, request_id: int) -> RegistrationRequest | None:
         RegistrationRequest.objects.select_related("region", "gmf", "decided_by", "clinic")
         .filter(pk=request_id)
         .first()
+    )
+
+
+def clinic_admins_find(*, clinic_name: str, limit: int = 100) -> list[ClinicMembership]:
+    """Active clinic administrators of the clinics whose name contains ``clinic_name``."""
+    return list(
+        ClinicMembership.objects.filter(
+            role=ClinicMembership.Role.CLINIC_ADMIN,
+            is_active=True,
+            clinic__is_active=True,
+            clinic__name__icontains=clinic_name,
+        )
+        .select_related("user", "clinic")
+        .order_by("clinic__name", "user__email")[:limit]
     )

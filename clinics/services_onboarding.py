@@ -11,6 +11,7 @@ Every decision writes one ``StaffAuditEvent`` (ids only) in the same transaction
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -77,11 +78,11 @@ def _absolute(path: str) -> str:
     return site_url.rstrip("/") + path
 
 
-def staff_email_send(*, to: str, language: str, template: str, context: dict[str, object]) -> None:
+def staff_email_send(*, to: str, language: str, template: str, context: Mapping[str, object]) -> None:
     """A plain-text e-mail to a staff member or a requester, rendered in their language."""
     with translation.override(language or settings.LANGUAGE_CODE):
-        subject = render_to_string(f"clinics/email/{template}_subject.txt", context).strip()
-        body = render_to_string(f"clinics/email/{template}.txt", context)
+        subject = render_to_string(f"clinics/email/{template}_subject.txt", dict(context)).strip()
+        body = render_to_string(f"clinics/email/{template}.txt", dict(context))
     EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to]).send()
 
 
