@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from citizens.models import User
+from config import ratelimit
 
 from . import selectors_onboarding as selectors
 from . import services_onboarding as services
@@ -31,6 +32,8 @@ from .models import RegistrationRequest
 def registration_new(request: HttpRequest) -> HttpResponse:
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # Counted only for complete requests: a person correcting their form is not slowed down.
+        ratelimit.hit("clinic_registration", ratelimit.client_ip(request))
         data = form.cleaned_data
         try:
             services.registration_request_submit(

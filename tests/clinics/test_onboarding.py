@@ -416,3 +416,16 @@ def test_region_comes_from_the_postal_code(db):
     request = _request(postal_code="G0G 2T0", time_zone="America/Blanc-Sablon")
 
     assert request.region_id == "09"
+
+
+def test_one_address_cannot_flood_the_board_queue(client, settings):
+    FsaFactory()
+    settings.RATE_LIMIT_ENABLED = True
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "clinic_registration": "2/3600"}
+
+    statuses = [client.post(NEW_URL, _form(name=f"Clinique {n}")).status_code for n in range(3)]
+    corrected = client.post(NEW_URL, _form(postal_code="bad")).status_code  # an invalid form is not counted
+
+    assert statuses == [302, 302, 429]
+    assert corrected == 422
+    assert RegistrationRequest.objects.count() == 2
