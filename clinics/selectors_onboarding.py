@@ -17,6 +17,7 @@ from .models import (
     Clinic,
     ClinicMembership,
     Gmf,
+    Practitioner,
     PractitionerRole,
     RegistrationRequest,
 )
@@ -62,7 +63,9 @@ def registration_queue(*, status: str = RegistrationRequest.Status.PENDING) -> l
 class DuplicateFlag:
     """Something the reviewer must look at before approving: a clinic or request already there."""
 
-    kind: str  # "clinic_address", "request_address", "practitioner_active", "practitioner_requested"
+    # "clinic_address", "request_address", "practitioner_active", "practitioner_name",
+    # "practitioner_requested"
+    kind: str
     ramq_number: str = ""
     other: str = ""
 
@@ -93,6 +96,21 @@ def registration_flags(request: RegistrationRequest) -> list[DuplicateFlag]:
                 kind="practitioner_active", ramq_number=role.practitioner.ramq_number, other=role.clinic.name
             )
         )
+    # A RAMQ number already known under another name: a typo in the number, or in the name.
+    known = {p.ramq_number: p for p in Practitioner.objects.filter(ramq_number__in=numbers)}
+    for entry in request.practitioners.all():
+        existing = known.get(entry.ramq_number)
+        if existing is not None and (
+            existing.first_name.casefold() != entry.first_name.casefold()
+            or existing.last_name.casefold() != entry.last_name.casefold()
+        ):
+            flags.append(
+                DuplicateFlag(
+                    kind="practitioner_name",
+                    ramq_number=entry.ramq_number,
+                    other=f"{existing.first_name} {existing.last_name}",
+                )
+            )
     for other in others.filter(practitioners__ramq_number__in=numbers).distinct().order_by("submitted_at"):
         shared = sorted(set(numbers) & set(other.practitioners.values_list("ramq_number", flat=True)))
         for number in shared:

@@ -300,7 +300,8 @@ def test_a_rejection_needs_a_reason_and_tells_the_requester_in_their_language(
 def test_duplicates_are_flagged_to_the_reviewer(world, client_as):
     ClinicFactory(name="Clinique existante", address="4100 rue Saint-Denis", postal_code="H2X 1K4")
     PractitionerRole.objects.create(
-        practitioner=PractitionerFactory(ramq_number="234567"), clinic=world.clinic_b
+        practitioner=PractitionerFactory(ramq_number="234567", first_name="Jean-Luc", last_name="Damour"),
+        clinic=world.clinic_b,
     )
     first = _request()
     _request(name="Autre demande", practitioners=[PractitionerEntry("123456", "Marie", "Tremblay")])
@@ -312,6 +313,8 @@ def test_duplicates_are_flagged_to_the_reviewer(world, client_as):
 
     assert "Une clinique active est déjà à cette adresse : Clinique existante." in html
     assert "Le praticien 234567 exerce déjà à Clinique B." in html
+    assert "Le praticien 234567 est connu du service sous le nom de Jean-Luc Damour" in html
+    assert "123456 est connu" not in html  # not known yet: nothing to compare
     assert "Le praticien 123456 figure aussi dans la demande en attente de Autre demande." in html
     assert "doublons possibles" in queue
 
