@@ -336,18 +336,31 @@ def invitation_accept(*, token: str, user: User, now: datetime | None = None) ->
 def invitation_account_create(*, token: str, password: str, now: datetime | None = None) -> User:
     """Create the invited person's account (their e-mail is verified: the link reached it) and accept.
 
-    Refused when an account already has this e-mail: that person signs in, then accepts.
+    A former staff member whose account was closed at offboarding cannot sign in any more: the
+    invitation, which proves they read that inbox (as a password reset would), reopens the account
+    with the new password. Refused when an active account has this e-mail: that person signs in,
+    then accepts.
     """
     now = now or timezone.now()
     invitation = invitation_get_valid(token=token, now=now)
     if invitation is None:
         raise ValidationError(_("This invitation link is no longer valid: ask for a new one."))
     with transaction.atomic():
-        if User.objects.filter(email__iexact=invitation.email).exists():
+        user = User.objects.select_for_update().filter(email__iexact=invitation.email).first()
+        if user is not None and user.is_active:
             raise ValidationError(_("An account already uses this e-mail address: sign in to accept."))
-        user = User.objects.create_user(
-            email=invitation.email, password=password, preferred_language=invitation.language
+        if user is None:
+            user = User.objects.create_user(
+                email=invitation.email, password=password, preferred_language=invitation.language
+            )
+        else:
+            user.set_password(password)
+            user.is_active = True
+            user.save(update_fields=["password", "is_active"])
+        EmailAddress.objects.update_or_create(
+            user=user,
+            email__iexact=invitation.email,
+            defaults={"email": user.email, "verified": True, "primary": True},
         )
-        EmailAddress.objects.create(user=user, email=invitation.email, verified=True, primary=True)
         invitation_accept(token=token, user=user, now=now)
     return user

@@ -155,7 +155,8 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     if found is None:
         return render(request, "clinics/invitation_invalid.html", status=404)
     user = request.user
-    has_account = User.objects.filter(email__iexact=found.email).exists()
+    # A closed account (offboarded earlier) cannot sign in: the invitation reopens it instead.
+    has_account = User.objects.filter(email__iexact=found.email, is_active=True).exists()
     signed_in_as_invited = user.is_authenticated and user.email.casefold() == found.email.casefold()
     form = None
     if not user.is_authenticated and not has_account:

@@ -432,3 +432,22 @@ def test_one_address_cannot_flood_the_board_queue(client, settings):
     assert statuses == [302, 302, 429]
     assert corrected == 422
     assert RegistrationRequest.objects.count() == 2
+
+
+def test_a_former_staff_member_whose_account_was_closed_is_reopened_by_the_invitation(
+    world, django_capture_on_commit_callbacks
+):
+    former = make_account(email="sophie@clinique-plateau.example")
+    former.is_active = False
+    former.save(update_fields=["is_active"])
+    clinic, link = _approved_link(world, django_capture_on_commit_callbacks)
+    client = Client()
+
+    assert 'name="password1"' in client.get(link).content.decode()
+    response = client.post(link, {"password1": "Plateau-2027-clinique", "password2": "Plateau-2027-clinique"})
+
+    assert response.status_code == 302
+    former.refresh_from_db()
+    assert former.is_active
+    assert former.check_password("Plateau-2027-clinique")
+    assert ClinicMembership.objects.get(clinic=clinic).user == former
