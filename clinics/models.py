@@ -355,3 +355,130 @@ class PhoneBookingNote(models.Model):
 
     def __str__(self) -> str:
         return f"Phone booking note #{self.pk}"
+
+
+class RegistrationRequest(models.Model):
+    """A clinic's request to join the service, reviewed by a board administrator.
+
+    Pending until a board administrator approves it (the clinic, its practitioners' roles and an
+    invitation for its administrator are created in one transaction) or rejects it with a reason.
+    The requester is not an account yet: ``admin_email`` receives the decision, in ``language``.
+    ``emr_product`` is the product's name as ``Clinic.emr_product`` stores it (empty: no EMR, the
+    clinic runs its agenda here); the domain apps never import ``sync``, so no foreign key to it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=200)
+    city = models.CharField(max_length=100)
+    postal_code = models.CharField(max_length=7, validators=[postal_code_validator])
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    time_zone = models.CharField(
+        max_length=40, choices=QUEBEC_TIME_ZONES, default="America/Toronto", validators=[validate_time_zone]
+    )
+    phone = models.CharField(max_length=20)
+    gmf = models.ForeignKey(Gmf, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    emr_product = models.CharField(max_length=100, blank=True)
+    admin_name = models.CharField(max_length=200)
+    admin_email = models.EmailField()
+    language = models.CharField(max_length=2, default="fr")
+    attested = models.BooleanField()
+    submitted_at = models.DateTimeField(db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        "citizens.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    clinic = models.OneToOneField(
+        Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="registration_request"
+    )
+
+    class Meta:
+        ordering = ["submitted_at"]
+        verbose_name = _("clinic registration request")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "approved", "rejected"]),
+                name="registration_status_valid",
+            ),
+            models.CheckConstraint(condition=models.Q(attested=True), name="registration_attested"),
+            # A decision names who took it and when; a rejection says why; an approval its clinic.
+            models.CheckConstraint(
+                condition=models.Q(status="pending", decided_at__isnull=True, clinic__isnull=True)
+                | models.Q(status="approved", decided_at__isnull=False, clinic__isnull=False)
+                | (
+                    models.Q(status="rejected", decided_at__isnull=False, clinic__isnull=True)
+                    & ~models.Q(decision_reason="")
+                ),
+                name="registration_decision_consistent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Registration request #{self.pk} ({self.status})"
+
+
+class RegistrationPractitioner(models.Model):
+    """One practitioner named in a registration request, by RAMQ practitioner number."""
+
+    request = models.ForeignKey(RegistrationRequest, on_delete=models.CASCADE, related_name="practitioners")
+    ramq_number = models.CharField(max_length=6, validators=[RegexValidator(r"^\d{6}$", _("Six digits."))])
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("practitioner of a registration request")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "ramq_number"], name="registration_practitioner_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ramq_number} (request #{self.request_id})"
+
+
+class StaffInvitation(models.Model):
+    """A single-use, expiring invitation to join a clinic's staff, sent by e-mail.
+
+    Only a SHA-256 digest of the token is stored: the link in the e-mail is the credential, and a
+    copy of this table cannot be turned into working links. Accepting is a compare-and-set on
+    ``accepted_at``, so a link used twice (or by two tabs at once) creates one membership.
+    """
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=ClinicMembership.Role.choices)
+    token_digest = models.CharField(max_length=64, unique=True)
+    language = models.CharField(max_length=2, default="fr")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        "citizens.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    invited_by = models.ForeignKey(
+        "citizens.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("staff invitation")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")), name="invitation_expires_after"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accepted_at__isnull=True, accepted_by__isnull=True)
+                | models.Q(accepted_at__isnull=False, accepted_by__isnull=False),
+                name="invitation_accepted_by_matches",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Staff invitation #{self.pk} ({self.role})"

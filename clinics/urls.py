@@ -1,12 +1,29 @@
 from django.urls import path
 
-from . import views
+from . import views, views_admin, views_onboarding
 
 app_name = "clinics"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("inscription/", views_onboarding.registration_new, name="registration_new"),
+    path("inscription/envoyee/", views_onboarding.registration_sent, name="registration_sent"),
+    path("invitation/<str:token>/", views_onboarding.invitation, name="invitation"),
+    path("conseil/demandes/", views_onboarding.registration_queue, name="registration_queue"),
+    path(
+        "conseil/demandes/<int:request_id>/",
+        views_onboarding.registration_review,
+        name="registration_review",
+    ),
+    path("conseil/administrateurs/", views_admin.board_clinic_admins, name="board_admins"),
+    path(
+        "conseil/administrateurs/<int:membership_id>/deuxieme-facteur/",
+        views_admin.board_mfa_reset,
+        name="board_mfa_reset",
+    ),
     path("<int:clinic_id>/agenda/", views.agenda, name="agenda"),
+    path("<int:clinic_id>/parametres/", views_admin.clinic_settings, name="settings"),
+    path("<int:clinic_id>/plages/nouvelle/", views_admin.slot_new, name="slot_new"),
     path("<int:clinic_id>/agenda/feuille/", views.day_sheet, name="day_sheet"),
     path("<int:clinic_id>/plages/modele/", views.slot_template, name="slot_template"),
     path("<int:clinic_id>/plages/bloquer/", views.period_block, name="period_block"),
@@ -16,6 +33,11 @@ urlpatterns = [
         "<int:clinic_id>/personnel/<int:membership_id>/desactiver/",
         views.membership_deactivate,
         name="membership_deactivate",
+    ),
+    path(
+        "<int:clinic_id>/personnel/<int:membership_id>/deuxieme-facteur/",
+        views_admin.membership_mfa_reset,
+        name="membership_mfa_reset",
     ),
     path("<int:clinic_id>/telephone/", views.phone, name="phone"),
     path("<int:clinic_id>/telephone/reserver/", views.phone_book, name="phone_book"),

@@ -367,6 +367,8 @@ RATE_LIMITS = {
     "hold": env.str("RATE_LIMIT_HOLD", default="20/60"),
     "book": env.str("RATE_LIMIT_BOOK", default="10/60"),
     "cancel": env.str("RATE_LIMIT_CANCEL", default="10/60"),
+    # Clinic registration requests sent from one address (the public form fills the board's queue).
+    "clinic_registration": env.str("RATE_LIMIT_CLINIC_REGISTRATION", default="5/3600"),
 }
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 

@@ -101,3 +101,10 @@ def appointment_queryset(clinic_ids: Collection[int]) -> QuerySet[Appointment]:
             "updated_at",
         )
     )
+
+
+def emr_product_names() -> list[str]:
+    """The names of the EMR products known to the service, as ``Clinic.emr_product`` stores them."""
+    from .models import EmrProduct
+
+    return sorted(set(EmrProduct.objects.values_list("name", flat=True)))

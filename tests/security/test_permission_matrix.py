@@ -29,7 +29,7 @@ from booking.api.auth import citizen_token_make
 from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
-from clinics.models import ClinicMembership
+from clinics.models import ClinicMembership, RegistrationRequest
 from sync.models import AgendaSnapshot, EmrClient, WebhookSubscription
 from tests.clinics.conftest import sign_in
 from tests.conftest import identify_payload
@@ -178,11 +178,15 @@ MATRIX: list[Row] = [
     GET("/clinique/{clinic_a}/agenda/feuille/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/{membership_a}/deuxieme-facteur/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/parametres/", STAFF_OF_A),  # also for a clinic with an EMR
     # Slots from the web agenda: refused (403) for a clinic whose EMR publishes its slots, as
     # clinic A's does; open to the admin of a clinic without an EMR (``web_a``, also admin A's).
     GET("/clinique/{clinic_a}/plages/modele/", but(302, admin_a=403, admin_b=404, board=404)),
     GET("/clinique/{clinic_a}/plages/bloquer/", but(302, admin_a=403, admin_b=404, board=404)),
     GET("/clinique/{clinic_a}/plages/modifier/", but(302, admin_a=403, admin_b=404, board=404)),
+    GET("/clinique/{clinic_a}/plages/nouvelle/", but(302, admin_a=403, admin_b=404, board=404)),
+    GET("/clinique/{web_a}/plages/nouvelle/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/modele/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/bloquer/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/modifier/", STAFF_OF_A),
@@ -192,6 +196,19 @@ MATRIX: list[Row] = [
     GET(
         "/clinique/{clinic_a}/rendez-vous/{appointment}/deplacer/",
         but(302, admin_a=403, admin_b=404, board=404),
+    ),
+    # Onboarding: the request form and an invitation link are public (the token is the credential);
+    # the review queue is for board administrators only.
+    GET("/clinique/inscription/", everyone(200)),
+    GET("/clinique/inscription/envoyee/", everyone(200)),
+    GET("/clinique/invitation/not-a-token/", everyone(404)),
+    GET("/clinique/conseil/demandes/", but(302, admin_a=404, admin_b=404, board=200)),
+    GET("/clinique/conseil/demandes/{registration}/", but(302, admin_a=404, admin_b=404, board=200)),
+    # A lost second factor: the board resets clinic administrators' (admin A's here).
+    GET("/clinique/conseil/administrateurs/", but(302, admin_a=404, admin_b=404, board=200)),
+    GET(
+        "/clinique/conseil/administrateurs/{admin_membership_a}/deuxieme-facteur/",
+        but(302, admin_a=404, admin_b=404, board=200),
     ),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
@@ -232,7 +249,16 @@ MATRIX: list[Row] = [
         but(302, admin_a=403, admin_b=404, board=404),
         status="noshow",
     ),
+    POST("/clinique/{clinic_a}/parametres/", but(302, admin_a=422, admin_b=404, board=404), phone="1"),
+    POST("/clinique/{clinic_a}/plages/nouvelle/", but(302, admin_a=403, admin_b=404, board=404)),
+    POST("/clinique/{clinic_a}/personnel/{membership_a}/deuxieme-facteur/", but(302, admin_b=404, board=404)),
     POST("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", but(302, admin_b=404, board=404)),
+    POST(
+        "/clinique/conseil/demandes/{registration}/",
+        but(302, admin_a=404, admin_b=404, board=302),
+        action="reject",
+        reason="Incomplete.",
+    ),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
     POST("/fin-de-session/", everyone(302)),
@@ -311,14 +337,28 @@ def objects(world, settings) -> Objects:
         status=AgendaSnapshot.Status.DONE,
         digest="0" * 64,
     )
+    registration = RegistrationRequest.objects.create(
+        name="Clinique demandée",
+        address="1 rue Principale",
+        city="Montréal",
+        postal_code="H2X 1K4",
+        region=world.clinic_a.region,
+        phone="514 555-0100",
+        admin_name="Admin",
+        admin_email="admin@example.org",
+        attested=True,
+        submitted_at=appointment.created_at,
+    )
     ids = {
         "clinic_a": world.clinic_a.pk,
+        "registration": registration.pk,
         "snapshot_a": snapshot.pk,
         "web_a": web_a.pk,
         "gmf_a": world.clinic_a.gmf_id,
         "practitioner_a": world.role_a.practitioner_id,
         "role_a": world.role_a.pk,
         "membership_a": ClinicMembership.objects.get(user=world.receptionist_a).pk,
+        "admin_membership_a": world.membership(world.admin_a).pk,
         "slot": slot.pk,
         "appointment": appointment.pk,
         "cancel_token": cancel_token_make(appointment),

@@ -1,0 +1,124 @@
+"""Forms of the clinic administrator's settings page and of the single-slot page of the agenda."""
+
+import datetime
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from booking.models import Audience, Modality, Reason
+from citizens.forms import AccessibleFormMixin, DateInput
+
+from .forms import SLOT_LENGTHS, TimeInput, _PractitionerFormMixin
+from .forms_onboarding import phone_normalize
+
+MIN_NOTICE_CHOICES = [
+    (0, _("No minimum: up to the start")),
+    (15, _("15 minutes")),
+    (30, _("30 minutes")),
+    (60, _("1 hour")),
+    (120, _("2 hours")),
+    (240, _("4 hours")),
+    (720, _("12 hours")),
+    (1440, _("1 day")),
+    (2880, _("2 days")),
+]
+
+
+class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
+    phone = forms.CharField(
+        label=_("Clinic phone number"),
+        help_text=_("Shown to patients with their appointment, for example 514 555-0100."),
+        max_length=25,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        error_messages={"required": _("Enter the clinic's phone number.")},
+    )
+    min_notice = forms.TypedChoiceField(
+        label=_("Minimum notice for online bookings"),
+        help_text=_("Citizens cannot book online a slot that starts sooner than this."),
+        coerce=int,
+        choices=MIN_NOTICE_CHOICES,
+        error_messages={"invalid_choice": _("Choose a minimum notice from the list.")},
+    )
+    cancel_cutoff_hours = forms.IntegerField(
+        label=_("Online cancellation cut-off (hours)"),
+        help_text=_(
+            "Citizens may cancel online until this many hours before the appointment (0 to 24); "
+            "later, they call the clinic."
+        ),
+        min_value=0,
+        max_value=24,
+        error_messages={
+            "required": _("Enter a number of hours between 0 and 24."),
+            "invalid": _("Enter a number of hours between 0 and 24."),
+            "min_value": _("Enter a number of hours between 0 and 24."),
+            "max_value": _("Enter a number of hours between 0 and 24."),
+        },
+    )
+    reminder_three_days = forms.BooleanField(
+        label=_("Also remind citizens three days before the appointment"),
+        help_text=_("The reminder the day before is always sent."),
+        required=False,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        initial_minutes = self.initial.get("min_notice")
+        if initial_minutes is not None and initial_minutes not in dict(MIN_NOTICE_CHOICES):
+            # A value set elsewhere (the demo, an import) stays choosable.
+            field = self.fields["min_notice"]
+            field.choices = [*MIN_NOTICE_CHOICES, (initial_minutes, f"{initial_minutes} min")]  # type: ignore[attr-defined]
+
+    def clean_phone(self) -> str:
+        return phone_normalize(self.cleaned_data["phone"])
+
+    def cleaned_min_notice(self) -> timedelta:
+        return timedelta(minutes=self.cleaned_data["min_notice"])
+
+
+class SingleSlotForm(_PractitionerFormMixin):
+    """One slot: practitioner, clinic-local day and time, length, reasons, audience, modality."""
+
+    date = forms.DateField(
+        label=_("Day"),
+        widget=DateInput(),
+        error_messages={
+            "required": _("Enter the day of the slot."),
+            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
+        },
+    )
+    time = forms.TimeField(
+        label=_("Start time"),
+        help_text=_("Clinic time, for example 08:00."),
+        widget=TimeInput(),
+        error_messages={
+            "required": _("Enter the time the slot starts."),
+            "invalid": _("Enter a time as HH:MM."),
+        },
+    )
+    minutes = forms.TypedChoiceField(label=_("Slot length"), choices=SLOT_LENGTHS, coerce=int, initial=15)
+    reasons = forms.MultipleChoiceField(
+        label=_("Reasons accepted"),
+        choices=Reason.choices,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": _("Choose at least one reason.")},
+    )
+    audience = forms.ChoiceField(
+        label=_("Who may book online"),
+        choices=Audience.choices,
+        widget=forms.RadioSelect,
+        initial=Audience.PUBLIC,
+    )
+    modality = forms.ChoiceField(
+        label=_("Modality"), choices=Modality.choices, widget=forms.RadioSelect, initial=Modality.IN_PERSON
+    )
+
+    def clean_date(self) -> datetime.date:
+        value: datetime.date = self.cleaned_data["date"]
+        if value < self.today:
+            raise forms.ValidationError(_("This day is past: choose today or a later day."))
+        return value
+
+    def local_start(self) -> datetime.datetime:
+        return datetime.datetime.combine(self.cleaned_data["date"], self.cleaned_data["time"])
