@@ -26,7 +26,13 @@ from citizens.models import Citizen
 from .audit import audit_record
 from .capability import capability_statement, smart_configuration
 from .fhir import resources, writes
-from .fhir.auth import EmrClientAuthentication, EmrClientRateThrottle, EmrPrincipal, HasResourceScope
+from .fhir.auth import (
+    EmrClientAuthentication,
+    EmrClientRateThrottle,
+    EmrPrincipal,
+    HasResourceScope,
+    emr_client_seen,
+)
 from .fhir.errors import FhirError, exception_handler
 from .fhir.renderers import (
     FhirContentNegotiation,
@@ -56,6 +62,14 @@ class FhirView(APIView):
 
     def get_exception_handler(self):
         return exception_handler
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # ``_user``, not ``user``: reading ``user`` would authenticate again after a refusal.
+        principal = getattr(request, "_user", None)
+        if 200 <= response.status_code < 300 and isinstance(principal, EmrPrincipal):
+            emr_client_seen(principal.emr_client)
+        return response
 
     @property
     def resource_type(self) -> str:

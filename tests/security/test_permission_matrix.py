@@ -30,7 +30,7 @@ from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
 from clinics.models import ClinicMembership
-from sync.models import AgendaSnapshot, EmrClient, WebhookSubscription
+from sync.models import AgendaSnapshot, EmrClient, SyncConflict, WebhookSubscription
 from tests.clinics.conftest import sign_in
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, ClinicFactory, SlotFactory
@@ -193,6 +193,9 @@ MATRIX: list[Row] = [
         "/clinique/{clinic_a}/rendez-vous/{appointment}/deplacer/",
         but(302, admin_a=403, admin_b=404, board=404),
     ),
+    # The clinic's EMR health and agenda conflicts (pages served by sync): any staff role of the clinic.
+    GET("/clinique/{clinic_a}/dme/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/dme/conflits/{conflict_a}/", STAFF_OF_A),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
@@ -233,6 +236,9 @@ MATRIX: list[Row] = [
         status="noshow",
     ),
     POST("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", but(302, admin_b=404, board=404)),
+    POST(
+        "/clinique/{clinic_a}/dme/conflits/{conflict_a}/", but(302, admin_b=404, board=404), resolution="keep"
+    ),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
     POST("/fin-de-session/", everyone(302)),
@@ -311,8 +317,16 @@ def objects(world, settings) -> Objects:
         status=AgendaSnapshot.Status.DONE,
         digest="0" * 64,
     )
+    conflict = SyncConflict.objects.create(
+        clinic=world.clinic_a,
+        slot=booked,
+        appointment=appointment,
+        kind=SyncConflict.Kind.BOOKED_SLOT_REMOVED,
+        snapshot=snapshot,
+    )
     ids = {
         "clinic_a": world.clinic_a.pk,
+        "conflict_a": conflict.pk,
         "snapshot_a": snapshot.pk,
         "web_a": web_a.pk,
         "gmf_a": world.clinic_a.gmf_id,
