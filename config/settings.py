@@ -293,6 +293,7 @@ SYNC_SCOPES = {
     "system/Slot.write": "Publish and withdraw the slots of your clinics",
     "system/Appointment.read": "Read the appointments of your clinics",
     "system/Appointment.write": "Book and update the appointments of your clinics",
+    "system/Patient.read": "Look up, by NAM, the patients who have an appointment at your clinics",
 }
 OAUTH2_PROVIDER = {
     "SCOPES": SYNC_SCOPES,

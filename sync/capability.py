@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 
+from .fhir.resources import NAM_SYSTEM
 from .fhir.search import CONTROL_PARAMS, RESOURCES
 from .snapshots import SYNC_LIMIT as SNAPSHOT_SYNC_LIMIT
 
@@ -55,6 +56,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                 "(its cursor). Entries in feed order, oldest first, each with the resource as it is now."
             )
         resources.append(entry)
+    resources.append(_patient_entry())
     resources.append(_subscription_entry())
     interval = settings.SYNC_FEED_MIN_INTERVAL_SECONDS
     retention = settings.SYNC_FEED_RETENTION_DAYS
@@ -83,8 +85,9 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     "(429 with Retry-After beyond), except right after a full page. Events are kept "
                     f"{retention} days; an older cursor gets 410: resync. Webhooks: a Subscription "
                     "(rest-hook, criteria Appointment) receives the same history Bundles, HMAC-signed "
-                    "(X-RDV-Signature), in feed order, retried with backoff. Patient lookup, Bundles "
-                    "are not available yet (see docs/sync-api.md). Agenda snapshots: POST "
+                    "(X-RDV-Signature), in feed order, retried with backoff. Patients: looked up by NAM "
+                    "with POST Patient/_search only (the NAM in the form body, never in a URL). "
+                    "Bundles are not available yet (see docs/sync-api.md). Agenda snapshots: POST "
                     "Schedule/{id}/$snapshot."
                 ),
                 "extension": [{"url": FEED_POLL_INTERVAL_EXTENSION, "valueInteger": interval}],
@@ -126,6 +129,32 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     ),
                 },
                 "resource": resources,
+            }
+        ],
+    }
+
+
+def _patient_entry() -> dict[str, Any]:
+    """Patient lookup: what ``sync.patient_views`` serves, exactly (search by NAM, POST only)."""
+    return {
+        "type": "Patient",
+        "documentation": (
+            "Lookup by NAM only, with POST Patient/_search and the form body identifier="
+            + NAM_SYSTEM
+            + "|<NAM> (system/Patient.read); a GET with parameters is refused (400), so that no NAM "
+            "is ever in a URL. Finds only patients who have an appointment at your clinics. Answers "
+            "a searchset of at most one minimal Patient (id, NAM, name, birth date); every Patient "
+            "sent is audited."
+        ),
+        "interaction": [{"code": "search-type", "documentation": "POST Patient/_search only."}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "searchParam": [
+            {
+                "name": "identifier",
+                "type": "token",
+                "documentation": f"{NAM_SYSTEM}|<NAM>, in the POST body only.",
             }
         ],
     }

@@ -6,9 +6,10 @@ takes its result and never widens it.
 
 from collections.abc import Collection
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
 from booking.models import Appointment, Slot
+from citizens.models import Citizen
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
 from .models import EmrClient, EmrClinicGrant
@@ -100,4 +101,19 @@ def appointment_queryset(clinic_ids: Collection[int]) -> QuerySet[Appointment]:
             "version",
             "updated_at",
         )
+    )
+
+
+def patient_for_nam(clinic_ids: Collection[int], nam: str) -> Citizen | None:
+    """The citizen with this NAM, only if they have (or had) an appointment at one of the clinics:
+    an EMR learns nothing of anyone else, not even that the NAM exists. Only what the minimal FHIR
+    Patient shows is loaded."""
+    if not clinic_ids:
+        return None
+    booked_here = Appointment.objects.filter(citizen_id=OuterRef("pk"), clinic_id__in=clinic_ids)
+    return (
+        Citizen.objects.filter(nam=nam)
+        .filter(Exists(booked_here))
+        .only("id", "nam", "first_name", "last_name", "birth_date")
+        .first()
     )

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import feed_views, snapshot_views, views, webhook_views
+from . import feed_views, patient_views, snapshot_views, views, webhook_views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
@@ -30,6 +30,9 @@ urlpatterns = [
         snapshot_views.SnapshotStatusView.as_view(),
         name="snapshot-status",
     ),
+    # Patient lookup by NAM: POST only, the NAM in the body (sync.patient_views).
+    path("Patient", patient_views.PatientTypeView.as_view(), name="patients"),
+    path("Patient/_search", patient_views.PatientSearchView.as_view(), name="patient-search"),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"

@@ -136,6 +136,9 @@ MATRIX: list[Row] = [
     GET(f"{FHIR}/Appointment", FHIR_SEARCH),
     GET(f"{FHIR}/Appointment/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Appointment/{{appointment}}", FHIR_OWN_A),
+    # Patients: looked up by NAM with POST Patient/_search only; a GET is refused (no NAM in a URL).
+    GET(f"{FHIR}/Patient", but(401, emr_a=400, emr_b=400)),
+    GET(f"{FHIR}/Patient/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Nothing-here", everyone(404)),
     GET("/oauth/token/", everyone(405)),  # POST only, with the client's own credentials
     # Accounts (allauth). Signing in and resetting a password are open to all; the rest needs an
