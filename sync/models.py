@@ -61,6 +61,34 @@ class EmrClient(models.Model):
         return [s for s in self.scopes.split() if s in settings.SYNC_SCOPES]
 
 
+class EmrClientRetiredSecret(models.Model):
+    """A client's previous secret while a rotation's overlap lasts (``sync.credentials``).
+
+    Rotating gives the client a new secret at once (on its OAuth application, hashed by
+    django-oauth-toolkit) and keeps the old one here, still hashed, until ``expires_at``: the token
+    endpoint accepts either until then, so the vendor can roll the new secret out to every
+    installation without a moment when none works; after it, only the new one.
+    """
+
+    emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="retired_secrets")
+    secret_hash = models.CharField(
+        max_length=255, help_text="The old secret, hashed as the application kept it."
+    )
+    retired_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "EMR client retired secret"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gte=models.F("retired_at")), name="retired_secret_expiry_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"retired secret of client #{self.emr_client_id} (until {self.expires_at:%Y-%m-%d %H:%M})"
+
+
 class EmrClinicGrant(models.Model):
     """A clinic's choice of an EMR product: its clients may act for the clinic until revoked."""
 
