@@ -153,6 +153,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sync.tasks.feed_prune",
         "schedule": timedelta(days=1),
     },
+    # Agenda snapshots no worker finished (lost message, dead workers): queued again, or failed after
+    # a few attempts (sync.snapshot_sweep); a snapshot being reconciled is locked and skipped.
+    "snapshots-sweep": {
+        "task": "sync.tasks.snapshots_sweep",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     # Webhook deliveries (sync.webhooks); the relay also kicks one as soon as it numbered events.
     # Each subscription is locked (skip locked) while it is delivered, so overlapping runs are safe.
     "webhooks-deliver": {

@@ -222,9 +222,21 @@ class AgendaSnapshot(models.Model):
     entries = models.JSONField(default=list)
     counts = models.JSONField(default=dict)
     error = models.TextField(blank=True)
+    # The stuck-snapshot sweep (sync.snapshot_sweep): how many times it queued this snapshot again
+    # because no worker had finished it, and when it last did.
+    sweeps = models.PositiveSmallIntegerField(default=0)
+    swept_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "agenda snapshot"
+        # The sweep reads only the unfinished ones, a handful among every snapshot ever received.
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                name="snapshot_unfinished",
+                condition=Q(status__in=["received", "processing"]),
+            )
+        ]
         constraints = [
             models.UniqueConstraint(fields=["role", "generation"], name="snapshot_role_generation_unique"),
             models.CheckConstraint(
