@@ -6,6 +6,7 @@ from django.conf import settings
 
 from .fhir.resources import NAM_SYSTEM
 from .fhir.search import CONTROL_PARAMS, RESOURCES
+from .slot_ops import BUNDLE_MAX_ENTRIES
 from .snapshots import SYNC_LIMIT as SNAPSHOT_SYNC_LIMIT
 
 # The date of this statement's content; change it whenever the supported surface changes.
@@ -87,10 +88,29 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     "(rest-hook, criteria Appointment) receives the same history Bundles, HMAC-signed "
                     "(X-RDV-Signature), in feed order, retried with backoff. Patients: looked up by NAM "
                     "with POST Patient/_search only (the NAM in the form body, never in a URL). "
-                    "Bundles are not available yet (see docs/sync-api.md). Agenda snapshots: POST "
-                    "Schedule/{id}/$snapshot."
+                    "Bundles: POST [base] with a transaction (all or nothing) or batch Bundle of Slot "
+                    "writes. Agenda snapshots: POST Schedule/{id}/$snapshot."
                 ),
                 "extension": [{"url": FEED_POLL_INTERVAL_EXTENSION, "valueInteger": interval}],
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": (
+                            "POST [base] with a Bundle of type transaction (system/Slot.write): entries "
+                            "POST Slot, PUT Slot/{id}, PUT Slot?identifier=system|value, DELETE "
+                            f"Slot/{{id}} (request.ifMatch honoured), at most {BUNDLE_MAX_ENTRIES}; all "
+                            "or nothing, run DELETE, POST then PUT; a refusal is one OperationOutcome "
+                            "naming the entry."
+                        ),
+                    },
+                    {
+                        "code": "batch",
+                        "documentation": (
+                            "POST [base] with a Bundle of type batch: the same entries, each applied on "
+                            "its own, in order; always 200 with each entry's status (and outcome)."
+                        ),
+                    },
+                ],
                 "operation": [
                     {
                         "name": "feed",

@@ -2,13 +2,14 @@
 
 from django.urls import path, re_path
 
-from . import feed_views, patient_views, snapshot_views, views, webhook_views
+from . import bundle_views, feed_views, patient_views, snapshot_views, views, webhook_views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
 
 urlpatterns = [
-    path("", views.UnknownView.as_view(), name="base"),
+    # Transaction and batch Bundles of Slot writes (POST only).
+    path("", bundle_views.BundleView.as_view(), name="base"),
     # The change feed, before the resource patterns (``_history`` is not an id).
     path("$feed", feed_views.FeedView.as_view(), name="feed"),
     path("Appointment/_history", feed_views.AppointmentHistoryView.as_view(), name="appointment-history"),

@@ -106,7 +106,7 @@ MATRIX: list[Row] = [
     GET("/api/v1/appointments/{appointment}/cancel", API_POST_ONLY),
     GET("/api/v1/appointments/{appointment}/reschedule", API_POST_ONLY),
     # The EMR API (FHIR R4). Metadata is public, as FHIR requires.
-    GET(f"{FHIR}/", everyone(404)),
+    GET(f"{FHIR}/", FHIR_POST_ONLY),  # transaction / batch Bundles: POST only
     GET(f"{FHIR}/metadata", everyone(200)),
     GET(f"{FHIR}/.well-known/smart-configuration", everyone(200)),
     GET(f"{FHIR}/$feed", FHIR_SEARCH),
