@@ -68,7 +68,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
         "publisher": "Rendez-vous santé Québec",
         "kind": "instance",
         "software": {"name": "Rendez-vous santé Québec: EMR synchronization API"},
-        "implementation": {"description": "EMR synchronization API (fourth increment)", "url": base_url},
+        "implementation": {"description": "EMR synchronization API (fifth increment)", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["json", "application/fhir+json"],
         "rest": [
