@@ -153,6 +153,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sync.tasks.feed_prune",
         "schedule": timedelta(days=1),
     },
+    # Agenda snapshots no worker finished (lost message, dead workers): queued again, or failed after
+    # a few attempts (sync.snapshot_sweep); a snapshot being reconciled is locked and skipped.
+    "snapshots-sweep": {
+        "task": "sync.tasks.snapshots_sweep",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     # Webhook deliveries (sync.webhooks); the relay also kicks one as soon as it numbered events.
     # Each subscription is locked (skip locked) while it is delivered, so overlapping runs are safe.
     "webhooks-deliver": {
@@ -293,6 +300,7 @@ SYNC_SCOPES = {
     "system/Slot.write": "Publish and withdraw the slots of your clinics",
     "system/Appointment.read": "Read the appointments of your clinics",
     "system/Appointment.write": "Book and update the appointments of your clinics",
+    "system/Patient.read": "Look up, by NAM, the patients who have an appointment at your clinics",
 }
 OAUTH2_PROVIDER = {
     "SCOPES": SYNC_SCOPES,

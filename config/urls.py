@@ -18,6 +18,8 @@ urlpatterns = [
     path("comptes/", include("allauth.urls")),
     path("compte/", include("citizens.urls")),
     path("clinique/", include("clinics.urls")),
+    # The clinic's EMR health and agenda conflicts: clinic pages served by sync (ARCHITECTURE.md).
+    path("clinique/", include("sync.clinic_urls")),
     path("gestion/", admin.site.urls),
     path("", include("booking.urls")),
 ]

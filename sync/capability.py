@@ -4,7 +4,9 @@ from typing import Any
 
 from django.conf import settings
 
+from .fhir.resources import NAM_SYSTEM
 from .fhir.search import CONTROL_PARAMS, RESOURCES
+from .slot_ops import BUNDLE_MAX_ENTRIES
 from .snapshots import SYNC_LIMIT as SNAPSHOT_SYNC_LIMIT
 
 # The date of this statement's content; change it whenever the supported surface changes.
@@ -55,6 +57,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                 "(its cursor). Entries in feed order, oldest first, each with the resource as it is now."
             )
         resources.append(entry)
+    resources.append(_patient_entry())
     resources.append(_subscription_entry())
     interval = settings.SYNC_FEED_MIN_INTERVAL_SECONDS
     retention = settings.SYNC_FEED_RETENTION_DAYS
@@ -65,7 +68,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
         "publisher": "Rendez-vous santé Québec",
         "kind": "instance",
         "software": {"name": "Rendez-vous santé Québec: EMR synchronization API"},
-        "implementation": {"description": "EMR synchronization API (fourth increment)", "url": base_url},
+        "implementation": {"description": "EMR synchronization API (fifth increment)", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["json", "application/fhir+json"],
         "rest": [
@@ -83,11 +86,31 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     "(429 with Retry-After beyond), except right after a full page. Events are kept "
                     f"{retention} days; an older cursor gets 410: resync. Webhooks: a Subscription "
                     "(rest-hook, criteria Appointment) receives the same history Bundles, HMAC-signed "
-                    "(X-RDV-Signature), in feed order, retried with backoff. Patient lookup, Bundles "
-                    "are not available yet (see docs/sync-api.md). Agenda snapshots: POST "
-                    "Schedule/{id}/$snapshot."
+                    "(X-RDV-Signature), in feed order, retried with backoff. Patients: looked up by NAM "
+                    "with POST Patient/_search only (the NAM in the form body, never in a URL). "
+                    "Bundles: POST [base] with a transaction (all or nothing) or batch Bundle of Slot "
+                    "writes. Agenda snapshots: POST Schedule/{id}/$snapshot."
                 ),
                 "extension": [{"url": FEED_POLL_INTERVAL_EXTENSION, "valueInteger": interval}],
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": (
+                            "POST [base] with a Bundle of type transaction (system/Slot.write): entries "
+                            "POST Slot, PUT Slot/{id}, PUT Slot?identifier=system|value, DELETE "
+                            f"Slot/{{id}} (request.ifMatch honoured), at most {BUNDLE_MAX_ENTRIES}; all "
+                            "or nothing, run DELETE, POST then PUT; a refusal is one OperationOutcome "
+                            "naming the entry."
+                        ),
+                    },
+                    {
+                        "code": "batch",
+                        "documentation": (
+                            "POST [base] with a Bundle of type batch: the same entries, each applied on "
+                            "its own, in order; always 200 with each entry's status (and outcome)."
+                        ),
+                    },
+                ],
                 "operation": [
                     {
                         "name": "feed",
@@ -126,6 +149,32 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
                     ),
                 },
                 "resource": resources,
+            }
+        ],
+    }
+
+
+def _patient_entry() -> dict[str, Any]:
+    """Patient lookup: what ``sync.patient_views`` serves, exactly (search by NAM, POST only)."""
+    return {
+        "type": "Patient",
+        "documentation": (
+            "Lookup by NAM only, with POST Patient/_search and the form body identifier="
+            + NAM_SYSTEM
+            + "|<NAM> (system/Patient.read); a GET with parameters is refused (400), so that no NAM "
+            "is ever in a URL. Finds only patients who have an appointment at your clinics. Answers "
+            "a searchset of at most one minimal Patient (id, NAM, name, birth date); every Patient "
+            "sent is audited."
+        ),
+        "interaction": [{"code": "search-type", "documentation": "POST Patient/_search only."}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "searchParam": [
+            {
+                "name": "identifier",
+                "type": "token",
+                "documentation": f"{NAM_SYSTEM}|<NAM>, in the POST body only.",
             }
         ],
     }

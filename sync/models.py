@@ -46,6 +46,9 @@ class EmrClient(models.Model):
     scopes = models.TextField(help_text="Allowed scopes, separated by spaces.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The last API call answered with a 2xx (to the minute: ``sync.health.emr_client_seen``), for the
+    # clinic's "EMR health" panel.
+    last_success_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "EMR client"
@@ -56,6 +59,34 @@ class EmrClient(models.Model):
     @property
     def scope_list(self) -> list[str]:
         return [s for s in self.scopes.split() if s in settings.SYNC_SCOPES]
+
+
+class EmrClientRetiredSecret(models.Model):
+    """A client's previous secret while a rotation's overlap lasts (``sync.credentials``).
+
+    Rotating gives the client a new secret at once (on its OAuth application, hashed by
+    django-oauth-toolkit) and keeps the old one here, still hashed, until ``expires_at``: the token
+    endpoint accepts either until then, so the vendor can roll the new secret out to every
+    installation without a moment when none works; after it, only the new one.
+    """
+
+    emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="retired_secrets")
+    secret_hash = models.CharField(
+        max_length=255, help_text="The old secret, hashed as the application kept it."
+    )
+    retired_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "EMR client retired secret"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gte=models.F("retired_at")), name="retired_secret_expiry_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"retired secret of client #{self.emr_client_id} (until {self.expires_at:%Y-%m-%d %H:%M})"
 
 
 class EmrClinicGrant(models.Model):
@@ -191,9 +222,21 @@ class AgendaSnapshot(models.Model):
     entries = models.JSONField(default=list)
     counts = models.JSONField(default=dict)
     error = models.TextField(blank=True)
+    # The stuck-snapshot sweep (sync.snapshot_sweep): how many times it queued this snapshot again
+    # because no worker had finished it, and when it last did.
+    sweeps = models.PositiveSmallIntegerField(default=0)
+    swept_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "agenda snapshot"
+        # The sweep reads only the unfinished ones, a handful among every snapshot ever received.
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                name="snapshot_unfinished",
+                condition=Q(status__in=["received", "processing"]),
+            )
+        ]
         constraints = [
             models.UniqueConstraint(fields=["role", "generation"], name="snapshot_role_generation_unique"),
             models.CheckConstraint(
@@ -211,7 +254,14 @@ class AgendaSnapshot(models.Model):
 
 class SyncConflict(models.Model):
     """A booked slot that an EMR snapshot removed or changed: the booking is kept, the slot is not
-    touched, and the clinic decides. ``detail`` holds ids and times only, never personal data."""
+    touched, and the clinic decides. ``detail`` holds ids and times only, never personal data.
+
+    The clinic resolves it once (``sync.conflicts.conflict_resolve``): ``keep`` the appointment as it
+    is (the clinic puts it back in its EMR), ``move`` the citizen to another free slot (``moved_to``
+    is the new appointment), or ``cancel`` it with notice. ``resolved_by`` and ``resolved_at`` say who
+    and when; a resolved conflict never reopens (a later snapshot that still disagrees records a new
+    one).
+    """
 
     class Kind(models.TextChoices):
         BOOKED_SLOT_REMOVED = "booked_slot_removed", "booked slot removed"
@@ -220,6 +270,11 @@ class SyncConflict(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "open"
         RESOLVED = "resolved", "resolved"
+
+    class Resolution(models.TextChoices):
+        KEEP = "keep", "keep"
+        MOVE = "move", "move"
+        CANCEL = "cancel", "cancel"
 
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="+")
     slot = models.ForeignKey("booking.Slot", on_delete=models.PROTECT, related_name="+")
@@ -231,6 +286,14 @@ class SyncConflict(models.Model):
     detail = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    moved_to = models.ForeignKey(
+        "booking.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         verbose_name = "synchronization conflict"
@@ -242,6 +305,12 @@ class SyncConflict(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(status__in=["open", "resolved"]), name="sync_conflict_status_valid"
+            ),
+            # Open: no resolution yet. Resolved: one of the three choices, with when.
+            models.CheckConstraint(
+                condition=Q(status="open", resolution="", resolved_at__isnull=True)
+                | Q(status="resolved", resolution__in=["keep", "move", "cancel"], resolved_at__isnull=False),
+                name="sync_conflict_resolution_valid",
             ),
             # One open conflict per slot and kind: a snapshot sent again records nothing new.
             models.UniqueConstraint(

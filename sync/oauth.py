@@ -3,6 +3,7 @@
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import SettingsScopes
 
+from .credentials import retired_secret_matches
 from .models import EmrClient
 
 
@@ -28,6 +29,12 @@ class EmrClientScopes(SettingsScopes):
 
 
 class EmrClientValidator(OAuth2Validator):
+    def _check_secret(self, provided_secret, stored_secret):
+        # The current secret, or a previous one while its rotation's overlap lasts (sync.credentials).
+        if super()._check_secret(provided_secret, stored_secret):
+            return True
+        return retired_secret_matches(stored_secret=stored_secret, provided_secret=provided_secret)
+
     def authenticate_client(self, request, *args, **kwargs):
         # A right secret is not enough: the application must be an active EMR client.
         if not super().authenticate_client(request, *args, **kwargs):

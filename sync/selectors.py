@@ -6,9 +6,10 @@ takes its result and never widens it.
 
 from collections.abc import Collection
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
 from booking.models import Appointment, Slot
+from citizens.models import Citizen
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
 from .models import EmrClient, EmrClinicGrant
@@ -108,3 +109,18 @@ def emr_product_names() -> list[str]:
     from .models import EmrProduct
 
     return sorted(set(EmrProduct.objects.values_list("name", flat=True)))
+
+
+def patient_for_nam(clinic_ids: Collection[int], nam: str) -> Citizen | None:
+    """The citizen with this NAM, only if they have (or had) an appointment at one of the clinics:
+    an EMR learns nothing of anyone else, not even that the NAM exists. Only what the minimal FHIR
+    Patient shows is loaded."""
+    if not clinic_ids:
+        return None
+    booked_here = Appointment.objects.filter(citizen_id=OuterRef("pk"), clinic_id__in=clinic_ids)
+    return (
+        Citizen.objects.filter(nam=nam)
+        .filter(Exists(booked_here))
+        .only("id", "nam", "first_name", "last_name", "birth_date")
+        .first()
+    )

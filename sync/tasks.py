@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import feed, snapshots, webhooks
+from . import feed, snapshot_sweep, snapshots, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +58,18 @@ def snapshot_reconcile(self, snapshot_id: int) -> str:
             logger.exception("snapshot reconciliation failed", extra={"snapshot_id": snapshot_id})
             return "failed"
         raise
+
+
+@shared_task(ignore_result=True)
+def snapshots_sweep() -> int:
+    """Beat, every minute: queue again the agenda snapshots no worker finished, or fail them after
+    too many attempts (sync.snapshot_sweep). Returns how many it queued."""
+    result = snapshot_sweep.snapshots_sweep()
+    for snapshot_id in result.requeued:
+        try:
+            snapshot_reconcile.delay(snapshot_id)
+        except Exception:  # broker down: still unfinished, the next sweeps try again
+            logger.warning("snapshot not queued again", extra={"snapshot_id": snapshot_id})
+    if result.failed:
+        logger.warning("snapshots given up", extra={"snapshot_ids": result.failed})
+    return len(result.requeued)

@@ -2,13 +2,14 @@
 
 from django.urls import path, re_path
 
-from . import feed_views, snapshot_views, views, webhook_views
+from . import bundle_views, feed_views, patient_views, snapshot_views, views, webhook_views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
 
 urlpatterns = [
-    path("", views.UnknownView.as_view(), name="base"),
+    # Transaction and batch Bundles of Slot writes (POST only).
+    path("", bundle_views.BundleView.as_view(), name="base"),
     # The change feed, before the resource patterns (``_history`` is not an id).
     path("$feed", feed_views.FeedView.as_view(), name="feed"),
     path("Appointment/_history", feed_views.AppointmentHistoryView.as_view(), name="appointment-history"),
@@ -30,6 +31,9 @@ urlpatterns = [
         snapshot_views.SnapshotStatusView.as_view(),
         name="snapshot-status",
     ),
+    # Patient lookup by NAM: POST only, the NAM in the body (sync.patient_views).
+    path("Patient", patient_views.PatientTypeView.as_view(), name="patients"),
+    path("Patient/_search", patient_views.PatientSearchView.as_view(), name="patient-search"),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"

@@ -5,10 +5,8 @@ a resource of another clinic is simply not found (404), never forbidden (403), s
 existence does not leak.
 """
 
-import dataclasses
 from typing import Any
 
-from django.db import IntegrityError
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
@@ -20,13 +18,20 @@ from rest_framework.views import APIView
 
 from booking import errors as booking_errors
 from booking import services as booking_services
-from booking.models import Appointment, Slot
+from booking.models import Appointment
 from citizens.models import Citizen
 
+from . import slot_ops
 from .audit import audit_record
 from .capability import capability_statement, smart_configuration
 from .fhir import resources, writes
-from .fhir.auth import EmrClientAuthentication, EmrClientRateThrottle, EmrPrincipal, HasResourceScope
+from .fhir.auth import (
+    EmrClientAuthentication,
+    EmrClientRateThrottle,
+    EmrPrincipal,
+    HasResourceScope,
+    emr_client_seen,
+)
 from .fhir.errors import FhirError, exception_handler
 from .fhir.renderers import (
     FhirContentNegotiation,
@@ -56,6 +61,14 @@ class FhirView(APIView):
 
     def get_exception_handler(self):
         return exception_handler
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # ``_user``, not ``user``: reading ``user`` would authenticate again after a refusal.
+        principal = getattr(request, "_user", None)
+        if 200 <= response.status_code < 300 and isinstance(principal, EmrPrincipal):
+            emr_client_seen(principal.emr_client)
+        return response
 
     @property
     def resource_type(self) -> str:
@@ -181,105 +194,17 @@ class UnknownView(PublicFhirView):
 # --- writes --------------------------------------------------------------------------------------
 
 
-def _slot_row(clinic_ids: set[int], pk: int) -> Slot:
-    row = slot_queryset(clinic_ids).filter(pk=pk).first()
-    if row is None:
-        raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
-    return row
-
-
 class SlotTypeView(SearchView):
     """``POST Slot`` (create) and ``PUT Slot?identifier=system|value`` (the idempotent upsert)."""
 
     def post(self, request: Request) -> Response:
-        clinic_ids = self.clinic_ids()
-        data = writes.slot_input(self.body(), clinic_ids=clinic_ids)
-        writes.slot_create_checks(data)
-        if (
-            slot_queryset(clinic_ids)
-            .filter(clinic_id=data.role.clinic_id, external_id=data.external_id)
-            .exists()
-        ):
-            raise FhirError(
-                409, "duplicate", "A slot with this identifier exists; update it with PUT Slot?identifier=…."
-            )
-        return self._create(data)
+        status, row = slot_ops.slot_op_create(self.clinic_ids(), self.body())
+        return self.resource_response(row, status=status)
 
     def put(self, request: Request) -> Response:
-        clinic_ids = self.clinic_ids()
-        clinic_id, value = writes.conditional_identifier(
-            [(n, v) for n, vs in request.query_params.lists() for v in vs], clinic_ids
-        )
-        data = writes.slot_input(self.body(), clinic_ids=clinic_ids)
-        if data.external_id and data.external_id != value or data.role.clinic_id != clinic_id:
-            raise writes.rule("The body's identifier and schedule must match the identifier in the URL.")
-        matches = list(slot_queryset(clinic_ids).filter(clinic_id=clinic_id, external_id=value)[:2])
-        if len(matches) > 1:
-            raise FhirError(412, "multiple-matches", "More than one slot has this identifier.")
-        if not matches:
-            data = dataclasses.replace(data, external_id=value)
-            writes.slot_create_checks(data)
-            try:
-                return self._create(data)
-            except FhirError as exc:
-                # A concurrent retry created it first: update it as if it had been there.
-                if exc.status != 409:
-                    raise
-                row = slot_queryset(clinic_ids).filter(clinic_id=clinic_id, external_id=value).first()
-                if row is None:
-                    raise
-                return _slot_update(self, row, data, expected_version=None)
-        return _slot_update(self, matches[0], data, expected_version=None)
-
-    def _create(self, data: writes.SlotInput) -> Response:
-        try:
-            slot = booking_services.slot_create(
-                role=data.role,
-                start=data.start,
-                end=data.end,
-                reasons=data.reasons,
-                audience=data.audience,
-                modality=data.modality,
-                source=Slot.Source.EMR,
-                external_id=data.external_id,
-            )
-        except booking_errors.ApplicationError as exc:
-            raise writes.from_booking_error(exc) from exc
-        except IntegrityError as exc:  # the identifier's unique constraint, under a concurrent create
-            raise FhirError(409, "duplicate", "A slot with this identifier was just created.") from exc
-        return self.resource_response(_slot_row(self.clinic_ids(), slot.pk), status=201)
-
-
-def _slot_update(
-    view: FhirView, row: Slot, data: writes.SlotInput, *, expected_version: int | None
-) -> Response:
-    if row.status == Slot.Status.CANCELLED:
-        raise FhirError(
-            410, "deleted", f"Slot/{row.pk} was withdrawn; publish a new slot with a new identifier."
-        )
-    if data.role.pk != row.role_id:
-        raise writes.rule("A slot cannot move to another schedule; withdraw it and publish a new one.")
-    if data.external_id and row.external_id and data.external_id != row.external_id:
-        raise writes.rule("Slot.identifier cannot change.")
-    current = resources.SLOT_STATUS[Slot.Status(row.status)]
-    if data.status != current:
-        if row.status != Slot.Status.FREE:
-            raise writes.from_booking_error(booking_errors.SlotNotFree())
-        raise writes.rule("Slot.status is set by bookings; publish free slots and withdraw them with DELETE.")
-    try:
-        booking_services.slot_update(
-            slot_id=row.pk,
-            expected_version=expected_version,
-            start=data.start,
-            end=data.end,
-            reasons=data.reasons,
-            audience=data.audience,
-            modality=data.modality,
-            channel=Slot.Source.EMR,
-        )
-    except booking_errors.ApplicationError as exc:
-        raise writes.from_booking_error(exc) from exc
-    return view.resource_response(_slot_row(view.clinic_ids(), row.pk))
+        params = [(n, v) for n, vs in request.query_params.lists() for v in vs]
+        status, row = slot_ops.slot_op_upsert(self.clinic_ids(), params, self.body())
+        return self.resource_response(row, status=status)
 
 
 class SlotInstanceView(ReadView):
@@ -287,23 +212,13 @@ class SlotInstanceView(ReadView):
 
     def put(self, request: Request, pk: str) -> Response:
         clinic_ids = self.clinic_ids()
-        row = _slot_row(clinic_ids, int(pk)) if pk.isdigit() else None
-        if row is None:
-            raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
-        expected = writes.if_match_version(request.headers.get("If-Match"))
-        data = writes.slot_input(self.body(), clinic_ids=clinic_ids, pk=pk)
-        return _slot_update(self, row, data, expected_version=expected)
+        slot_ops.slot_row(clinic_ids, pk)  # 404 before reading the body
+        _status, row = slot_ops.slot_op_update(clinic_ids, pk, self.body(), request.headers.get("If-Match"))
+        return self.resource_response(row)
 
     def delete(self, request: Request, pk: str) -> Response:
-        row = _slot_row(self.clinic_ids(), int(pk)) if pk.isdigit() else None
-        if row is None:
-            raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
-        expected = writes.if_match_version(request.headers.get("If-Match"))
-        try:
-            booking_services.slot_withdraw(slot_id=row.pk, expected_version=expected, channel=Slot.Source.EMR)
-        except booking_errors.ApplicationError as exc:
-            raise writes.from_booking_error(exc) from exc
-        return Response(status=204)
+        status = slot_ops.slot_op_delete(self.clinic_ids(), pk, request.headers.get("If-Match"))
+        return Response(status=status)
 
 
 class AppointmentTypeView(SearchView):

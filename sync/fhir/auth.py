@@ -1,8 +1,11 @@
 """Who is calling (an EMR client, by OAuth 2.0 bearer token), what it may do, and how often."""
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import exceptions, permissions, throttling
 
@@ -81,3 +84,18 @@ class EmrClientRateThrottle(throttling.SimpleRateThrottle):
         if not isinstance(request.user, EmrPrincipal):
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.user.emr_client.pk}
+
+
+SEEN_EVERY = dt.timedelta(seconds=60)
+
+
+def emr_client_seen(client: EmrClient) -> None:
+    """Record that ``client`` just got a 2xx (the clinic's "EMR health" panel), at most once a
+    minute per client: a cache key gates the write, and the conditional UPDATE keeps it to one row
+    even when the cache is cold."""
+    if not cache.add(f"sync:seen:{client.pk}", 1, timeout=int(SEEN_EVERY.total_seconds())):
+        return
+    now = timezone.now()
+    EmrClient.objects.filter(pk=client.pk).exclude(last_success_at__gt=now - SEEN_EVERY).update(
+        last_success_at=now
+    )

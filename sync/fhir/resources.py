@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from booking.models import Appointment, Modality, Reason, Slot, mask_to_reasons
+from citizens.models import Citizen
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
 BASE = "https://rdv-sante.quebec/fhir"
@@ -22,6 +23,7 @@ APPOINTMENT_SYSTEM = f"{BASE}/sid/appointment"
 CANCEL_REASON_SYSTEM = f"{BASE}/CodeSystem/cancel-reason"
 HL7_CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
 NAM_SYSTEM = "https://fhir.infoway-inforoute.ca/NamingSystem/ca-qc-patient-healthcare-id"
+IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
 TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
 LANGUAGE_SYSTEM = "urn:ietf:bcp:47"
 
@@ -231,3 +233,22 @@ def appointment(row: Appointment) -> dict[str, Any]:
         }
     )
     return resource
+
+
+def patient(citizen: Citizen) -> dict[str, Any]:
+    """A minimal Patient: the id our Appointments reference, the NAM the EMR already gave, and the
+    name and birth date to confirm it is the right person. No contact, no address, no sex."""
+    return {
+        "resourceType": "Patient",
+        "id": str(citizen.pk),
+        "identifier": [
+            {
+                "use": "official",
+                "type": {"coding": [{"system": IDENTIFIER_TYPE_SYSTEM, "code": "JHN"}]},
+                "system": NAM_SYSTEM,
+                "value": citizen.nam,
+            }
+        ],
+        "name": [{"use": "official", "family": citizen.last_name, "given": [citizen.first_name]}],
+        "birthDate": citizen.birth_date.isoformat(),
+    }

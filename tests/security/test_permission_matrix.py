@@ -30,7 +30,7 @@ from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
 from clinics.models import ClinicMembership, RegistrationRequest
-from sync.models import AgendaSnapshot, EmrClient, WebhookSubscription
+from sync.models import AgendaSnapshot, EmrClient, SyncConflict, WebhookSubscription
 from tests.clinics.conftest import sign_in
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, ClinicFactory, SlotFactory
@@ -106,7 +106,7 @@ MATRIX: list[Row] = [
     GET("/api/v1/appointments/{appointment}/cancel", API_POST_ONLY),
     GET("/api/v1/appointments/{appointment}/reschedule", API_POST_ONLY),
     # The EMR API (FHIR R4). Metadata is public, as FHIR requires.
-    GET(f"{FHIR}/", everyone(404)),
+    GET(f"{FHIR}/", FHIR_POST_ONLY),  # transaction / batch Bundles: POST only
     GET(f"{FHIR}/metadata", everyone(200)),
     GET(f"{FHIR}/.well-known/smart-configuration", everyone(200)),
     GET(f"{FHIR}/$feed", FHIR_SEARCH),
@@ -136,6 +136,9 @@ MATRIX: list[Row] = [
     GET(f"{FHIR}/Appointment", FHIR_SEARCH),
     GET(f"{FHIR}/Appointment/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Appointment/{{appointment}}", FHIR_OWN_A),
+    # Patients: looked up by NAM with POST Patient/_search only; a GET is refused (no NAM in a URL).
+    GET(f"{FHIR}/Patient", but(401, emr_a=400, emr_b=400)),
+    GET(f"{FHIR}/Patient/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Nothing-here", everyone(404)),
     GET("/oauth/token/", everyone(405)),  # POST only, with the client's own credentials
     # Accounts (allauth). Signing in and resetting a password are open to all; the rest needs an
@@ -210,6 +213,9 @@ MATRIX: list[Row] = [
         "/clinique/conseil/administrateurs/{admin_membership_a}/deuxieme-facteur/",
         but(302, admin_a=404, admin_b=404, board=200),
     ),
+    # The clinic's EMR health and agenda conflicts (pages served by sync): any staff role of the clinic.
+    GET("/clinique/{clinic_a}/dme/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/dme/conflits/{conflict_a}/", STAFF_OF_A),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
@@ -258,6 +264,9 @@ MATRIX: list[Row] = [
         but(302, admin_a=404, admin_b=404, board=302),
         action="reject",
         reason="Incomplete.",
+    ),
+    POST(
+        "/clinique/{clinic_a}/dme/conflits/{conflict_a}/", but(302, admin_b=404, board=404), resolution="keep"
     ),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
@@ -349,9 +358,17 @@ def objects(world, settings) -> Objects:
         attested=True,
         submitted_at=appointment.created_at,
     )
+    conflict = SyncConflict.objects.create(
+        clinic=world.clinic_a,
+        slot=booked,
+        appointment=appointment,
+        kind=SyncConflict.Kind.BOOKED_SLOT_REMOVED,
+        snapshot=snapshot,
+    )
     ids = {
         "clinic_a": world.clinic_a.pk,
         "registration": registration.pk,
+        "conflict_a": conflict.pk,
         "snapshot_a": snapshot.pk,
         "web_a": web_a.pk,
         "gmf_a": world.clinic_a.gmf_id,
