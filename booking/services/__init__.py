@@ -36,6 +36,7 @@ from .holds import (
     Hold,
     slot_hold,
     slot_release_hold,
+    slot_release_hold_token,
 )
 from .slots import (
     PeriodBlocked,
@@ -79,6 +80,7 @@ __all__ = [
     "slot_hold",
     "slot_is_eligible",
     "slot_release_hold",
+    "slot_release_hold_token",
     "slot_update",
     "slot_withdraw",
     "slots_change_offer",

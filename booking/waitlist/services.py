@@ -1,0 +1,547 @@
+"""Waitlist writes: requests, offers and their answers (docs/waitlist.md).
+
+The fair rule: a free slot is offered to the waiting citizen whose matching request is the oldest
+(first come, first offered), one citizen at a time. The offer puts the slot's own hold on it for
+``WAITLIST_OFFER_SECONDS`` (the hold is the compare-and-set guard of the booking contract: nobody
+else can hold or book it meanwhile); an unanswered offer expires and the slot passes to the next
+request in the same order; a declined one passes on at once. Booking through the offer is the
+ordinary ``appointment_book`` on the ``waitlist`` channel, so every booking invariant holds.
+
+Two workers may try to offer the same slot at once: the hold's compare-and-set lets one of them
+hold it, and the partial unique index on live offers per slot refuses a second offer row even for
+the same citizen. Every function takes the application clock ``now`` (tests move it).
+"""
+
+import hashlib
+import logging
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from citizens.models import Citizen
+from citizens.selectors import citizen_care
+
+from .. import errors
+from ..models import OCCUPYING_STATUSES, Appointment, Audience, OutboxEvent, Reason, Slot
+from ..selectors import KM_PER_DEGREE, MAX_DAYS_AHEAD, QUEBEC_TZ, RADII_KM, TIME_OF_DAY, fsa_get
+from ..services import (
+    _check_online_rules,
+    _lock_timeout,
+    appointment_book,
+    slot_hold,
+    slot_release_hold_token,
+)
+from ..sms import mobile_e164, sms_enabled
+from .models import WaitlistOffer, WaitlistRequest
+
+logger = logging.getLogger(__name__)
+
+# Outbox events after which a slot may have become free for the waitlist: a cancellation (including
+# the release step of a reschedule or of a clinic's move), a publication, an update (unblocked,
+# opened to the public).
+FREEING_KINDS = ("appointment.cancelled", "slot.created", "slot.updated")
+# Offers that ended without a booking within the look-back: their slots pass on (a lost task).
+ENDED_UNBOOKED = (
+    WaitlistOffer.Status.DECLINED,
+    WaitlistOffer.Status.EXPIRED,
+    WaitlistOffer.Status.FAILED,
+    WaitlistOffer.Status.WITHDRAWN,
+)
+
+
+def _setting(name: str, default: int) -> int:
+    value: int = getattr(settings, name, default)
+    return value
+
+
+def offer_seconds() -> int:
+    return _setting("WAITLIST_OFFER_SECONDS", 900)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def window_end(day: date) -> datetime:
+    """A request waits until the end of its last day, Quebec time."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=QUEBEC_TZ)
+
+
+# --- requests --------------------------------------------------------------------------------------
+
+
+def _reachable(citizen: Citizen, channel: str) -> bool:
+    if channel == WaitlistRequest.Channel.SMS:
+        return sms_enabled() and mobile_e164(citizen.mobile) is not None
+    return bool(citizen.email)
+
+
+def waitlist_request_create(
+    *,
+    citizen: Citizen,
+    path: str,
+    reason: str,
+    date_from: date,
+    date_to: date,
+    time_of_day: str = "",
+    fsa: str = "",
+    radius_km: int = 25,
+    channel: str = WaitlistRequest.Channel.EMAIL,
+    language: str = "fr",
+    now: datetime | None = None,
+) -> WaitlistRequest:
+    """Put the citizen on the waitlist for one path, reason, area and window.
+
+    The area is fixed now from the path: the citizen's family doctor, their doctor's GMF, or a
+    circle around a postal-code area. At most ``WAITLIST_MAX_ACTIVE_REQUESTS`` waiting requests per
+    person (the citizen's row is locked so that two tabs cannot both pass the count).
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now, QUEBEC_TZ)
+    if reason not in Reason.values:
+        raise errors.ReasonNotAccepted
+    if date_from < today or date_to < date_from or date_to > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise errors.InvalidPeriod
+    if time_of_day and time_of_day not in TIME_OF_DAY:
+        raise errors.InvalidPeriod
+    if channel not in WaitlistRequest.Channel.values or not _reachable(citizen, channel):
+        raise errors.WaitlistNoContact
+    scope: dict[str, object] = {}
+    care = citizen_care(citizen=citizen)
+    home = fsa_get(citizen.fsa)
+    region_id = home.region_id if home else None
+    if path == WaitlistRequest.Path.MINE:
+        if care.practitioner_id is None:
+            raise errors.WaitlistScopeUnknown
+        scope = {"practitioner_id": care.practitioner_id}
+    elif path == WaitlistRequest.Path.GMF:
+        if care.gmf_id is None:
+            raise errors.WaitlistScopeUnknown
+        scope = {"gmf_id": care.gmf_id}
+    elif path == WaitlistRequest.Path.NEAR:
+        origin = fsa_get(fsa or citizen.fsa)
+        if origin is None or radius_km not in RADII_KM:
+            raise errors.WaitlistScopeUnknown
+        region_id = origin.region_id
+        scope = {
+            "fsa": origin.code,
+            "latitude": origin.latitude,
+            "longitude": origin.longitude,
+            "radius_km": radius_km,
+        }
+    else:
+        raise errors.WaitlistScopeUnknown
+    with transaction.atomic():
+        _lock_timeout()
+        Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+        waiting = WaitlistRequest.objects.filter(
+            citizen=citizen, status=WaitlistRequest.Status.ACTIVE, expires_at__gt=now
+        ).count()
+        if waiting >= _setting("WAITLIST_MAX_ACTIVE_REQUESTS", 3):
+            raise errors.WaitlistLimitReached
+        request = WaitlistRequest.objects.create(
+            citizen=citizen,
+            path=path,
+            reason=reason,
+            date_from=date_from,
+            date_to=date_to,
+            time_of_day=time_of_day,
+            channel=channel,
+            language=language if language in ("fr", "en") else "fr",
+            region_id=region_id,
+            created_at=now,
+            expires_at=window_end(date_to),
+            **scope,
+        )
+    logger.info("waitlist request created", extra={"waitlist_request_id": request.pk, "path": path})
+    return request
+
+
+def waitlist_request_withdraw(
+    *, citizen: Citizen, request_id: int, now: datetime | None = None
+) -> WaitlistRequest:
+    """The citizen withdraws a request; a live offer made for it ends and its slot passes on."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_timeout()
+        request = WaitlistRequest.objects.select_for_update().filter(pk=request_id, citizen=citizen).first()
+        if request is None:
+            raise errors.WaitlistRequestNotFound
+        if request.status != WaitlistRequest.Status.ACTIVE:
+            return request
+        request.status, request.ended_at = WaitlistRequest.Status.WITHDRAWN, now
+        request.save(update_fields=["status", "ended_at"])
+        for offer in WaitlistOffer.objects.select_for_update().filter(
+            request=request, status=WaitlistOffer.Status.OFFERED
+        ):
+            _end_offer(offer, WaitlistOffer.Status.WITHDRAWN, now)
+    return request
+
+
+def waitlist_requests_expire(*, now: datetime) -> int:
+    """Beat: requests whose window has ended are marked ended (queries already ignore them)."""
+    return WaitlistRequest.objects.filter(status=WaitlistRequest.Status.ACTIVE, expires_at__lte=now).update(
+        status=WaitlistRequest.Status.EXPIRED, ended_at=now
+    )
+
+
+# --- offering --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfferMade:
+    """A new offer and the link's token: the token exists only here and in the message sent."""
+
+    offer: WaitlistOffer
+    token: str
+
+
+def _time_of_day(hour: int) -> str:
+    return next(name for name, (low, high) in TIME_OF_DAY.items() if low <= hour < high)
+
+
+def _distance_km(lat: float, lon: float, lat0: float, lon0: float) -> float:
+    # The same equirectangular distance as the search (booking.selectors._distance).
+    dx = (lon - lon0) * math.cos(math.radians(lat0))
+    return KM_PER_DEGREE * math.sqrt(dx * dx + (lat - lat0) ** 2)
+
+
+def _candidates(slot: Slot, now: datetime, limit: int = 50) -> list[WaitlistRequest]:
+    """Waiting requests this slot matches, in the fair order (oldest request first), one per citizen.
+
+    Excluded: a request already offered this slot (each gets one chance at a given slot), and a
+    citizen with a live offer (one offer per person at a time). Eligibility, the limit of
+    appointments and overlaps are checked per candidate by the caller.
+    """
+    clinic = slot.clinic
+    local = slot.start.astimezone(clinic.tz)
+    scope = Q()
+    if slot.audience in (Audience.OWN_PATIENTS, Audience.GMF_PATIENTS, Audience.PUBLIC):
+        scope |= Q(path=WaitlistRequest.Path.MINE, practitioner_id=slot.practitioner_id)
+    if slot.audience in (Audience.GMF_PATIENTS, Audience.PUBLIC) and clinic.gmf_id:
+        scope |= Q(path=WaitlistRequest.Path.GMF, gmf_id=clinic.gmf_id)
+    if slot.audience == Audience.PUBLIC:
+        box = RADII_KM[-1] / KM_PER_DEGREE
+        scope |= Q(
+            path=WaitlistRequest.Path.NEAR,
+            latitude__gte=clinic.latitude - box,
+            latitude__lte=clinic.latitude + box,
+        )
+    if not scope:
+        return []
+    live_offer = WaitlistOffer.objects.filter(
+        citizen_id=OuterRef("citizen_id"), status=WaitlistOffer.Status.OFFERED
+    )
+    rows = (
+        WaitlistRequest.objects.filter(
+            scope,
+            status=WaitlistRequest.Status.ACTIVE,
+            expires_at__gt=now,
+            date_from__lte=local.date(),
+            date_to__gte=local.date(),
+            reason__in=slot.reason_codes,
+        )
+        .filter(Q(time_of_day="") | Q(time_of_day=_time_of_day(local.hour)))
+        .exclude(offers__slot_id=slot.pk)
+        .exclude(Exists(live_offer))
+        .select_related("citizen")
+        .order_by("created_at", "id")
+    )
+    chosen: list[WaitlistRequest] = []
+    seen: set[int] = set()
+    for request in rows[: limit * 4]:
+        if request.citizen_id in seen:
+            continue
+        if request.path == WaitlistRequest.Path.NEAR:
+            assert request.latitude is not None and request.longitude is not None
+            km = _distance_km(clinic.latitude, clinic.longitude, request.latitude, request.longitude)
+            if km > (request.radius_km or 0):
+                continue
+        seen.add(request.citizen_id)
+        chosen.append(request)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def _offerable(slot_id: int, now: datetime) -> Slot | None:
+    """The slot, if it may be offered now: free, under nobody's live hold, without a live offer,
+    offered online, and starting late enough that the whole offer time still leaves the notice."""
+    slot = (
+        Slot.objects.select_related("clinic")
+        .filter(pk=slot_id, status=Slot.Status.FREE, clinic__is_active=True)
+        .exclude(audience=Audience.NOT_ONLINE)
+        .exclude(hold_expires__gt=now)
+        .exclude(waitlist_offers__status=WaitlistOffer.Status.OFFERED)
+        .first()
+    )
+    if slot is None or slot.start < now + slot.clinic.min_notice + timedelta(seconds=offer_seconds()):
+        return None
+    return slot
+
+
+def _may_offer_to(request: WaitlistRequest, slot: Slot, now: datetime) -> bool:
+    citizen = request.citizen
+    if not _reachable(citizen, request.channel) and not citizen.email:
+        return False
+    # A citizen choosing a time on the portal right now keeps that hold: the offer would take it
+    # (one hold per citizen). They are passed over for this slot, not for the next ones.
+    if Slot.objects.filter(holder=citizen, hold_expires__gt=now).exclude(pk=slot.pk).exists():
+        return False
+    try:
+        _check_online_rules(slot=slot, citizen=citizen, reason=request.reason, now=now)
+    except (errors.NotEligible, errors.LimitReached, errors.ReasonNotAccepted):
+        return False
+    overlap = Appointment.objects.filter(
+        citizen=citizen, status__in=OCCUPYING_STATUSES, start__lt=slot.end, end__gt=slot.start
+    )
+    return not overlap.exists()
+
+
+def waitlist_offer_next(*, slot_id: int, now: datetime | None = None) -> OfferMade | None:
+    """Offer a free slot to the next waiting citizen, or do nothing (already offered, held, booked,
+    nobody waiting for it). Idempotent: running it twice, or in two workers at once, makes at most
+    one live offer for the slot."""
+    now = now or timezone.now()
+    slot = _offerable(slot_id, now)
+    if slot is None:
+        return None
+    for request in _candidates(slot, now):
+        if not _may_offer_to(request, slot, now):
+            continue
+        token = secrets.token_urlsafe(32)
+        try:
+            with transaction.atomic():
+                held = slot_hold(slot_id=slot.pk, citizen=request.citizen, now=now, seconds=offer_seconds())
+                offer = WaitlistOffer.objects.create(
+                    request=request,
+                    citizen=request.citizen,
+                    slot=slot,
+                    token_hash=token_hash(token),
+                    hold_token=held.token,
+                    created_at=now,
+                    expires_at=held.expires,
+                )
+        except (errors.SlotUnavailable, errors.SlotNotFound, errors.TooSoon):
+            return None  # held or booked by someone else meanwhile: nothing to offer
+        except errors.ApplicationError:
+            continue  # this citizen cannot take it (checked again inside the hold)
+        except IntegrityError as exc:
+            if "waitlist_one_live_offer_per_citizen" in str(exc):
+                continue  # another worker just made this citizen an offer of another slot
+            return None  # another worker offered this slot first
+        logger.info("waitlist offer made", extra={"offer_id": offer.pk, "slot_id": slot.pk})
+        return OfferMade(offer=offer, token=token)
+    return None
+
+
+def _end_offer(offer: WaitlistOffer, status: str, now: datetime) -> None:
+    """Inside a transaction, the offer row locked: end it and free its hold for the next one."""
+    offer.status, offer.answered_at = status, now
+    offer.save(update_fields=["status", "answered_at"])
+    slot_release_hold_token(slot_id=offer.slot_id, token=offer.hold_token)
+
+
+def waitlist_offers_expire(*, now: datetime) -> list[int]:
+    """Beat: unanswered offers past their time end as ``expired``; returns their slots, to pass on.
+    SKIP LOCKED: an offer being answered right now is left to its answer."""
+    with transaction.atomic():
+        offers = list(
+            WaitlistOffer.objects.select_for_update(skip_locked=True).filter(
+                status=WaitlistOffer.Status.OFFERED, expires_at__lte=now
+            )[:500]
+        )
+        for offer in offers:
+            _end_offer(offer, WaitlistOffer.Status.EXPIRED, now)
+    return [offer.slot_id for offer in offers]
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+
+def _locked_offer(token: str) -> WaitlistOffer:
+    offer = (
+        WaitlistOffer.objects.select_for_update(of=("self",))
+        .select_related("request", "citizen")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+    if offer is None:
+        raise errors.OfferNotFound
+    return offer
+
+
+def _check_open(offer: WaitlistOffer, now: datetime) -> None:
+    if offer.status == WaitlistOffer.Status.ACCEPTED:
+        raise errors.OfferUsed
+    if offer.status == WaitlistOffer.Status.EXPIRED or (
+        offer.status == WaitlistOffer.Status.OFFERED and offer.expires_at <= now
+    ):
+        raise errors.OfferExpired
+    if offer.status != WaitlistOffer.Status.OFFERED:
+        raise errors.OfferClosed
+
+
+def _enqueue_pass_on(slot_id: int) -> None:
+    transaction.on_commit(lambda: _pass_on(slot_id))
+
+
+def _pass_on(slot_id: int) -> None:
+    # The answer has committed whatever happens here: with the broker down, the beat's look-back
+    # over recently ended offers passes the slot on instead.
+    from ..tasks import waitlist_offer_slot
+
+    try:
+        waitlist_offer_slot.delay(slot_id)
+    except Exception:  # noqa: BLE001 - any broker failure must not surface to the citizen
+        logger.warning("waitlist pass-on not enqueued; the beat will do it", extra={"slot_id": slot_id})
+
+
+def waitlist_offer_accept(*, token: str, now: datetime | None = None) -> Appointment:
+    """Book the offered slot: the confirmation page's POST. Single use: the offer row is locked,
+    and once ``accepted`` a second POST gets ``OfferUsed``. A refused booking ends the offer as
+    ``failed`` (committed) and passes the slot on; the refusal is then raised to the page."""
+    now = now or timezone.now()
+    refusal: errors.ApplicationError | None = None
+    with transaction.atomic():
+        _lock_timeout()
+        offer = _locked_offer(token)
+        _check_open(offer, now)
+        try:
+            appointment = appointment_book(
+                slot_id=offer.slot_id,
+                citizen=offer.citizen,
+                reason=offer.request.reason,
+                channel=Appointment.Channel.WAITLIST,
+                hold_token=offer.hold_token,
+                now=now,
+            )
+        except errors.ApplicationError as exc:
+            refusal = exc
+            offer.last_error = exc.code
+            offer.save(update_fields=["last_error"])
+            _end_offer(offer, WaitlistOffer.Status.FAILED, now)
+            _enqueue_pass_on(offer.slot_id)
+        else:
+            offer.status, offer.answered_at, offer.appointment = (
+                WaitlistOffer.Status.ACCEPTED,
+                now,
+                appointment,
+            )
+            offer.save(update_fields=["status", "answered_at", "appointment"])
+            WaitlistRequest.objects.filter(pk=offer.request_id, status=WaitlistRequest.Status.ACTIVE).update(
+                status=WaitlistRequest.Status.BOOKED, ended_at=now
+            )
+    if refusal is not None:
+        raise refusal
+    logger.info("waitlist offer accepted", extra={"offer_id": offer.pk, "appointment_id": appointment.pk})
+    return appointment
+
+
+def waitlist_offer_decline(*, token: str, now: datetime | None = None) -> WaitlistOffer:
+    """The citizen says no: the hold is released and the slot passes on at once. The request keeps
+    waiting for another time."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_timeout()
+        offer = _locked_offer(token)
+        _check_open(offer, now)
+        _end_offer(offer, WaitlistOffer.Status.DECLINED, now)
+        _enqueue_pass_on(offer.slot_id)
+    return offer
+
+
+# --- the dispatcher --------------------------------------------------------------------------------
+
+
+@dataclass
+class DispatchResult:
+    requests_ended: int = 0
+    offers_expired: int = 0
+    slots_checked: int = 0
+    made: list[OfferMade] = field(default_factory=list)
+
+
+def _recent_slots(now: datetime) -> set[int]:
+    """Slots that may have become free lately: from the outbox (every change to a slot is there,
+    written in the changing transaction) and from offers that ended without a booking.
+
+    A look-back rather than a cursor: an event whose transaction commits late is still seen by a
+    later run, and a slot seen twice is harmless (``waitlist_offer_next`` is idempotent)."""
+    since = now - timedelta(seconds=_setting("WAITLIST_LOOKBACK_SECONDS", 900))
+    free_now = Slot.objects.filter(pk=OuterRef("slot_id"), status=Slot.Status.FREE, start__gt=now)
+    from_events = (
+        OutboxEvent.objects.filter(created_at__gt=since, kind__in=FREEING_KINDS, slot__isnull=False)
+        .filter(Exists(free_now))
+        .values_list("slot_id", flat=True)
+        .distinct()[: _setting("WAITLIST_MAX_SLOTS_PER_RUN", 2000)]
+    )
+    ended = WaitlistOffer.objects.filter(status__in=ENDED_UNBOOKED, answered_at__gt=since).values_list(
+        "slot_id", flat=True
+    )
+    return {s for s in from_events if s is not None} | set(ended)
+
+
+def waitlist_dispatch(*, now: datetime | None = None, send: bool = True) -> DispatchResult:
+    """Beat, every few seconds: end past requests and offers, then offer every recently freed or
+    published slot (and every slot whose offer just ended) to the next waiting citizen."""
+    now = now or timezone.now()
+    result = DispatchResult()
+    result.requests_ended = waitlist_requests_expire(now=now)
+    expired = waitlist_offers_expire(now=now)
+    result.offers_expired = len(expired)
+    if not WaitlistRequest.objects.filter(status=WaitlistRequest.Status.ACTIVE, expires_at__gt=now).exists():
+        return result
+    slot_ids = set(expired) | _recent_slots(now)
+    result.slots_checked = len(slot_ids)
+    for slot_id in sorted(slot_ids):
+        made = waitlist_offer_next(slot_id=slot_id, now=now)
+        if made is not None:
+            result.made.append(made)
+            if send:
+                waitlist_offer_send(made)
+    return result
+
+
+def waitlist_offer_send(made: OfferMade) -> bool:
+    """Send the offer's link, after the offer committed (outside any transaction)."""
+    from .notifications import offer_message_send
+
+    offer = made.offer
+    try:
+        channel = offer_message_send(offer, made.token)
+    except Exception as exc:  # noqa: BLE001 - a failed send must not stop the other offers
+        error = type(exc).__name__  # the class only: messages can quote the address
+        logger.warning("waitlist offer not sent", extra={"offer_id": offer.pk, "error": error})
+        WaitlistOffer.objects.filter(pk=offer.pk).update(
+            notify_state=WaitlistOffer.NotifyState.FAILED, last_error=error
+        )
+        return False
+    WaitlistOffer.objects.filter(pk=offer.pk).update(
+        notify_state=WaitlistOffer.NotifyState.SENT if channel else WaitlistOffer.NotifyState.FAILED,
+        channel=channel,
+        last_error="" if channel else "no_contact",
+    )
+    return bool(channel)
+
+
+__all__ = [
+    "DispatchResult",
+    "OfferMade",
+    "token_hash",
+    "waitlist_dispatch",
+    "waitlist_offer_accept",
+    "waitlist_offer_decline",
+    "waitlist_offer_next",
+    "waitlist_offer_send",
+    "waitlist_offers_expire",
+    "waitlist_request_create",
+    "waitlist_request_withdraw",
+    "waitlist_requests_expire",
+]
