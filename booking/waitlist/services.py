@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -336,6 +336,10 @@ def waitlist_offer_next(*, slot_id: int, now: datetime | None = None) -> OfferMa
             if "waitlist_one_live_offer_per_citizen" in str(exc):
                 continue  # another worker just made this citizen an offer of another slot
             return None  # another worker offered this slot first
+        except OperationalError:
+            # A lock timeout or a deadlock with a booking: nothing was written; the next run retries.
+            logger.warning("waitlist offer deferred (lock)", extra={"slot_id": slot.pk})
+            return None
         logger.info("waitlist offer made", extra={"offer_id": offer.pk, "slot_id": slot.pk})
         return OfferMade(offer=offer, token=token)
     return None
