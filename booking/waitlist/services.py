@@ -417,13 +417,17 @@ def waitlist_offer_accept(*, token: str, now: datetime | None = None) -> Appoint
         _lock_timeout()
         offer = _locked_offer(token)
         _check_open(offer, now)
+        # The offer's hold is gone if the citizen held another time on the portal meanwhile (one
+        # hold per citizen): the booking then competes like any other, without a hold, and still
+        # cannot take a time someone else holds.
+        still_held = Slot.objects.filter(pk=offer.slot_id, hold_token=offer.hold_token).exists()
         try:
             appointment = appointment_book(
                 slot_id=offer.slot_id,
                 citizen=offer.citizen,
                 reason=offer.request.reason,
                 channel=Appointment.Channel.WAITLIST,
-                hold_token=offer.hold_token,
+                hold_token=offer.hold_token if still_held else "",
                 now=now,
             )
         except errors.ApplicationError as exc:

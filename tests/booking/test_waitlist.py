@@ -203,6 +203,20 @@ def test_the_offer_books_through_the_booking_service_once(role, t0, three_waitin
     assert Appointment.objects.filter(slot=slot).count() == 1
 
 
+def test_an_offer_whose_hold_the_citizen_gave_up_on_the_portal_still_books_if_nobody_took_it(
+    role, t0, three_waiting
+):
+    ana, _, _ = three_waiting
+    slot = slot_in(role, t0)
+    made = waitlist_offer_next(slot_id=slot.pk, now=t0)
+    slot_hold(slot_id=slot_in(role, t0, hours=60).pk, citizen=ana, now=t0)  # one hold per citizen
+    slot.refresh_from_db()
+    assert slot.holder_id is None
+
+    appointment = waitlist_offer_accept(token=made.token, now=t0 + timedelta(minutes=2))
+    assert (appointment.slot, appointment.citizen) == (slot, ana)
+
+
 def test_an_expired_offer_cannot_be_accepted(role, t0, three_waiting):
     slot = slot_in(role, t0)
     made = waitlist_offer_next(slot_id=slot.pk, now=t0)
@@ -382,3 +396,14 @@ def test_the_fill_rate_counts_freed_slots_and_those_the_waitlist_filled(role, t0
         stdout=out,
     )
     assert "freed slots: 3" in out.getvalue() and "fill rate: 33.3 %" in out.getvalue()
+
+
+def test_the_dispatcher_command_runs_one_pass_with_a_longer_look_back(role, t0, three_waiting, settings):
+    settings.WAITLIST_LOOKBACK_SECONDS = 1
+    slot = slot_in(role, t0)
+    booked = appointment_book(slot_id=slot.pk, citizen=CitizenFactory(), reason="follow_up", channel="portal")
+    appointment_cancel(appointment=booked, reason="cannot_attend")
+    out = StringIO()
+    call_command("waitlist_dispatch", "--lookback-seconds", "3600", stdout=out)
+    assert "offers made: 1" in out.getvalue()
+    assert WaitlistOffer.objects.get(slot=slot).citizen == three_waiting[0]
