@@ -369,6 +369,8 @@ WAITLIST_OFFER_SECONDS = env.int("WAITLIST_OFFER_SECONDS", default=15 * 60)
 WAITLIST_MAX_ACTIVE_REQUESTS = env.int("WAITLIST_MAX_ACTIVE_REQUESTS", default=3)
 WAITLIST_LOOKBACK_SECONDS = env.int("WAITLIST_LOOKBACK_SECONDS", default=15 * 60)
 WAITLIST_MAX_SLOTS_PER_RUN = env.int("WAITLIST_MAX_SLOTS_PER_RUN", default=2000)
+# Offers are made only 8:00–21:00 clinic time (slots freed at night are offered from 8:00).
+WAITLIST_QUIET_HOURS = env.bool("WAITLIST_QUIET_HOURS", default=True)
 
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {

@@ -29,6 +29,7 @@ from citizens.selectors import citizen_care
 
 from .. import errors
 from ..models import OCCUPYING_STATUSES, Appointment, Audience, OutboxEvent, Reason, Slot
+from ..reminders import WINDOW_END, in_sending_window
 from ..selectors import KM_PER_DEGREE, MAX_DAYS_AHEAD, QUEBEC_TZ, RADII_KM, TIME_OF_DAY, fsa_get
 from ..services import (
     _check_online_rules,
@@ -62,6 +63,16 @@ def _setting(name: str, default: int) -> int:
 
 def offer_seconds() -> int:
     return _setting("WAITLIST_OFFER_SECONDS", 900)
+
+
+# Slots freed at night are offered from 8:00: until this Quebec time, the dispatcher also reads the
+# outbox back to the previous evening's 21:00.
+MORNING_CATCH_UP_UNTIL = time(10, 0)
+
+
+def _quiet_hours() -> bool:
+    value: bool = getattr(settings, "WAITLIST_QUIET_HOURS", True)
+    return value
 
 
 def token_hash(token: str) -> str:
@@ -283,6 +294,10 @@ def _offerable(slot_id: int, now: datetime) -> Slot | None:
     )
     if slot is None or slot.start < now + slot.clinic.min_notice + timedelta(seconds=offer_seconds()):
         return None
+    if _quiet_hours() and not in_sending_window(now, slot.clinic.tz):
+        # Nobody answers a 15-minute offer at 3 a.m.: at night, every waiting person would lose
+        # their turn in a few hours. Offered from 8:00 clinic time (the same window as reminders).
+        return None
     return slot
 
 
@@ -482,7 +497,12 @@ def _recent_slots(now: datetime) -> set[int]:
 
     A look-back rather than a cursor: an event whose transaction commits late is still seen by a
     later run, and a slot seen twice is harmless (``waitlist_offer_next`` is idempotent)."""
-    since = now - timedelta(seconds=_setting("WAITLIST_LOOKBACK_SECONDS", 900))
+    lookback = timedelta(seconds=_setting("WAITLIST_LOOKBACK_SECONDS", 900))
+    since = now - lookback
+    local = now.astimezone(QUEBEC_TZ)
+    if _quiet_hours() and local.time() < MORNING_CATCH_UP_UNTIL:
+        evening = datetime.combine(local.date() - timedelta(days=1), WINDOW_END, tzinfo=QUEBEC_TZ)
+        since = min(since, evening - lookback)
     free_now = Slot.objects.filter(pk=OuterRef("slot_id"), status=Slot.Status.FREE, start__gt=now)
     from_events = (
         OutboxEvent.objects.filter(created_at__gt=since, kind__in=FREEING_KINDS, slot__isnull=False)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from booking import errors, sms
-from booking.models import Appointment, Audience, Slot, WaitlistOffer, WaitlistRequest
+from booking.models import Appointment, Audience, OutboxEvent, Slot, WaitlistOffer, WaitlistRequest
 from booking.selectors import QUEBEC_TZ
 from booking.services import appointment_book, appointment_cancel, slot_create, slot_hold
 from booking.waitlist.selectors import waitlist_active_count, waitlist_fill_rate, waitlist_offer_for_token
@@ -407,3 +407,26 @@ def test_the_dispatcher_command_runs_one_pass_with_a_longer_look_back(role, t0, 
     call_command("waitlist_dispatch", "--lookback-seconds", "3600", stdout=out)
     assert "offers made: 1" in out.getvalue()
     assert WaitlistOffer.objects.get(slot=slot).citizen == three_waiting[0]
+
+
+def _next_local(after, hour):
+    local = after.astimezone(QUEBEC_TZ)
+    moment = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return moment if moment > local else moment + timedelta(days=1)
+
+
+def test_no_offer_at_night_the_slot_is_offered_from_8_in_the_morning(role, t0, three_waiting, settings):
+    settings.WAITLIST_QUIET_HOURS = True
+    ana, _, _ = three_waiting
+    night = _next_local(t0, 23)
+    morning = _next_local(night, 8)
+    slot = slot_in(role, t0, hours=60)
+    booked = appointment_book(slot_id=slot.pk, citizen=CitizenFactory(), reason="follow_up", channel="portal")
+    appointment_cancel(appointment=booked, reason="cannot_attend")
+    # The outbox is stamped by the database's clock: move the cancellation to the night.
+    OutboxEvent.objects.filter(kind="appointment.cancelled", slot=slot).update(created_at=night)
+
+    assert waitlist_dispatch(now=night + timedelta(minutes=1), send=False).made == []
+    assert waitlist_dispatch(now=_next_local(night, 7), send=False).made == []
+    (made,) = waitlist_dispatch(now=morning + timedelta(minutes=5), send=False).made  # 9 h later
+    assert made.offer.citizen == ana
