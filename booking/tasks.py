@@ -77,7 +77,7 @@ def waitlist_dispatch() -> int:
     """Beat, every few seconds: end past offers and requests, offer freed and published slots to
     waiting citizens (booking.waitlist, docs/waitlist.md). Overlapping runs are safe: the database
     allows one live offer per slot and per citizen."""
-    from .waitlist.services import waitlist_dispatch as dispatch
+    from .waitlist.offers import waitlist_dispatch as dispatch
 
     result = dispatch()
     if result.made or result.offers_expired:
@@ -91,7 +91,7 @@ def waitlist_dispatch() -> int:
 @shared_task(ignore_result=True)
 def waitlist_offer_slot(slot_id: int) -> bool:
     """Pass one slot on at once (an offer was declined or could not be booked)."""
-    from .waitlist.services import waitlist_offer_next, waitlist_offer_send
+    from .waitlist.offers import waitlist_offer_next, waitlist_offer_send
 
     made = waitlist_offer_next(slot_id=slot_id)
     return made is not None and waitlist_offer_send(made)

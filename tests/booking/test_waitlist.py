@@ -19,13 +19,12 @@ from booking import errors, sms
 from booking.models import Appointment, Audience, OutboxEvent, Slot, WaitlistOffer, WaitlistRequest
 from booking.selectors import QUEBEC_TZ
 from booking.services import appointment_book, appointment_cancel, slot_create, slot_hold
+from booking.waitlist.offers import waitlist_dispatch, waitlist_offer_next
 from booking.waitlist.selectors import waitlist_active_count, waitlist_fill_rate, waitlist_offer_for_token
 from booking.waitlist.services import (
     token_hash,
-    waitlist_dispatch,
     waitlist_offer_accept,
     waitlist_offer_decline,
-    waitlist_offer_next,
     waitlist_request_create,
     waitlist_request_withdraw,
 )

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from booking.models import Appointment, Reason, Slot, WaitlistOffer, WaitlistRequest
-from booking.waitlist.services import waitlist_offer_next, waitlist_request_create
+from booking.waitlist.offers import waitlist_offer_next
+from booking.waitlist.services import waitlist_request_create
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 

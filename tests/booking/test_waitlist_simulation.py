@@ -16,9 +16,9 @@ from booking import errors
 from booking.models import Appointment, WaitlistOffer
 from booking.selectors import QUEBEC_TZ
 from booking.services import appointment_book, appointment_cancel
+from booking.waitlist.offers import waitlist_dispatch
 from booking.waitlist.selectors import waitlist_fill_rate
 from booking.waitlist.services import (
-    waitlist_dispatch,
     waitlist_offer_accept,
     waitlist_offer_decline,
     waitlist_request_create,

@@ -10,12 +10,8 @@ from django.utils import timezone
 
 from booking.models import Appointment, Slot, WaitlistOffer
 from booking.services import appointment_book, appointment_cancel, slot_hold
-from booking.waitlist.services import (
-    waitlist_dispatch,
-    waitlist_offer_accept,
-    waitlist_offer_next,
-    waitlist_request_create,
-)
+from booking.waitlist.offers import waitlist_dispatch, waitlist_offer_next
+from booking.waitlist.services import waitlist_offer_accept, waitlist_request_create
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -31,7 +31,8 @@ from booking.api.auth import citizen_token_make
 from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
-from booking.waitlist.services import waitlist_offer_next, waitlist_request_create
+from booking.waitlist.offers import waitlist_offer_next
+from booking.waitlist.services import waitlist_request_create
 from clinics.models import ClinicMembership
 from sync.models import AgendaSnapshot, EmrClient, WebhookSubscription
 from tests.clinics.conftest import sign_in

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
-from booking.waitlist.services import waitlist_dispatch
+from booking.waitlist.offers import waitlist_dispatch
 
 
 class Command(BaseCommand):
