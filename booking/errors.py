@@ -206,3 +206,58 @@ class OverLimitReasonRequired(ApplicationError):
         "This patient already has the maximum number of upcoming appointments allowed online: "
         "write why you book one more."
     )
+
+
+# The waitlist (docs/waitlist.md).
+
+
+class WaitlistLimitReached(ApplicationError):
+    code = "waitlist_limit_reached"
+    status = 422
+    message = _(
+        "You already have the maximum number of waiting-list requests. Withdraw one before adding another."
+    )
+
+
+class WaitlistScopeUnknown(ApplicationError):
+    code = "waitlist_scope_unknown"
+    status = 422
+    message = _("We cannot tell which doctor, group or area this request is for. Check your choices.")
+
+
+class WaitlistNoContact(ApplicationError):
+    code = "waitlist_no_contact"
+    status = 422
+    message = _("We need an e-mail address, or a mobile number for text messages, to tell you.")
+
+
+class WaitlistRequestNotFound(ApplicationError):
+    code = "waitlist_request_not_found"
+    status = 404
+    message = _("We could not find this waiting-list request.")
+
+
+class OfferNotFound(ApplicationError):
+    code = "offer_not_found"
+    status = 404
+    message = _("This link does not match any offer. It may be incomplete.")
+
+
+class OfferUsed(ApplicationError):
+    code = "offer_used"
+    status = 409
+    message = _(
+        "This offer was already used: the appointment is booked. You will find it in your appointments."
+    )
+
+
+class OfferExpired(ApplicationError):
+    code = "offer_expired"
+    status = 410
+    message = _("This offer has expired and the time was offered to the next person waiting.")
+
+
+class OfferClosed(ApplicationError):
+    code = "offer_closed"
+    status = 410
+    message = _("This offer is no longer open: it was declined or the request was withdrawn.")

@@ -406,3 +406,8 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"Reminder #{self.pk} {self.kind}/{self.channel} {self.state}"
+
+
+# The waitlist's models live in their own module (docs/waitlist.md); imported here so that Django
+# registers them with the booking app and ``booking.models`` names every booking model.
+from .waitlist.models import WaitlistOffer, WaitlistRequest  # noqa: E402, F401

@@ -70,3 +70,28 @@ def reminders_schedule() -> int:
 def reminders_send() -> int:
     """Beat, every minute: send the due reminders; overlapping runs each claim different rows."""
     return reminders.reminders_send()
+
+
+@shared_task(ignore_result=True)
+def waitlist_dispatch() -> int:
+    """Beat, every few seconds: end past offers and requests, offer freed and published slots to
+    waiting citizens (booking.waitlist, docs/waitlist.md). Overlapping runs are safe: the database
+    allows one live offer per slot and per citizen."""
+    from .waitlist.offers import waitlist_dispatch as dispatch
+
+    result = dispatch()
+    if result.made or result.offers_expired:
+        logger.info(
+            "waitlist dispatched",
+            extra={"offers_made": len(result.made), "offers_expired": result.offers_expired},
+        )
+    return len(result.made)
+
+
+@shared_task(ignore_result=True)
+def waitlist_offer_slot(slot_id: int) -> bool:
+    """Pass one slot on at once (an offer was declined or could not be booked)."""
+    from .waitlist.offers import waitlist_offer_next, waitlist_offer_send
+
+    made = waitlist_offer_next(slot_id=slot_id)
+    return made is not None and waitlist_offer_send(made)

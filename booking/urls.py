@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .waitlist import views as waitlist_views
 
 app_name = "booking"
 
@@ -18,4 +19,9 @@ urlpatterns = [
     path("rendez-vous/<int:appointment_id>/annuler/", views.cancel, name="cancel"),
     path("rendez-vous/<int:appointment_id>/changer/", views.reschedule, name="reschedule"),
     path("annulation/<str:token>/", views.cancel_link, name="cancel_link"),
+    path("liste-attente/demande/", waitlist_views.waitlist_new, name="waitlist_new"),
+    path(
+        "liste-attente/<int:request_id>/retirer/", waitlist_views.waitlist_withdraw, name="waitlist_withdraw"
+    ),
+    path("offre/<str:token>/", waitlist_views.waitlist_offer, name="waitlist_offer"),
 ]

@@ -24,6 +24,7 @@ from . import errors, selectors, services, session
 from .forms import CancelForm, ConfirmForm, FindForm, SearchForm
 from .models import Appointment, Reason, Slot
 from .notifications import appointment_ics, cancel_token_read
+from .waitlist import selectors as waitlist_selectors
 
 
 def _steps(current: str) -> dict[str, str]:
@@ -348,7 +349,8 @@ def mine(request: HttpRequest) -> HttpResponse:
     lists = selectors.appointment_list_for_citizen(citizen=citizen)
     for appointment in lists["upcoming"]:
         appointment.cancellable = selectors.appointment_is_cancellable(appointment)
-    return render(request, "booking/mine.html", lists)
+    waiting = waitlist_selectors.waitlist_requests_for_citizen(citizen=citizen)
+    return render(request, "booking/mine.html", {**lists, "waitlist": waiting})
 
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")

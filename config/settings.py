@@ -142,6 +142,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Waitlist offers (booking.waitlist, docs/waitlist.md): end past offers, offer freed and published
+    # slots; overlapping runs are safe (one live offer per slot and per citizen, by the database).
+    "waitlist-dispatch": {
+        "task": "booking.tasks.waitlist_dispatch",
+        "schedule": timedelta(seconds=15),
+        "options": {"expires": 12},
+    },
     # The single relay that gives committed outbox events their place in the EMR change feed
     # (sync.feed); a second one running at once finds the advisory lock taken and does nothing.
     "feed-relay": {
@@ -363,6 +370,15 @@ REMINDER_SENDING_TIMEOUT_SECONDS = env.int("REMINDER_SENDING_TIMEOUT_SECONDS", d
 REMINDER_MIN_LEAD_MINUTES = env.int("REMINDER_MIN_LEAD_MINUTES", default=120)
 REMINDER_BATCH = env.int("REMINDER_BATCH", default=100)
 REMINDER_MAX_BATCHES = env.int("REMINDER_MAX_BATCHES", default=50)
+
+# Waitlist (docs/waitlist.md): how long an offer holds its slot for the citizen to answer; waiting
+# requests per person; how far back the dispatcher looks for freed and published slots.
+WAITLIST_OFFER_SECONDS = env.int("WAITLIST_OFFER_SECONDS", default=15 * 60)
+WAITLIST_MAX_ACTIVE_REQUESTS = env.int("WAITLIST_MAX_ACTIVE_REQUESTS", default=3)
+WAITLIST_LOOKBACK_SECONDS = env.int("WAITLIST_LOOKBACK_SECONDS", default=15 * 60)
+WAITLIST_MAX_SLOTS_PER_RUN = env.int("WAITLIST_MAX_SLOTS_PER_RUN", default=2000)
+# Offers are made only 8:00–21:00 clinic time (slots freed at night are offered from 8:00).
+WAITLIST_QUIET_HOURS = env.bool("WAITLIST_QUIET_HOURS", default=True)
 
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {

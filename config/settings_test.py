@@ -20,3 +20,6 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 WHITENOISE_AUTOREFRESH = True  # serve from the finders; no collectstatic before tests
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - live-server threads must not keep connections
+# Tests run at any hour: waitlist offers are not held back at night, except where a test switches the
+# quiet hours on (tests/booking/test_waitlist.py).
+WAITLIST_QUIET_HOURS = False

@@ -37,6 +37,7 @@ from .holds import (
     Hold,
     slot_hold,
     slot_release_hold,
+    slot_release_hold_token,
 )
 from .slots import (
     PeriodBlocked,
@@ -83,6 +84,7 @@ __all__ = [
     "slot_hold",
     "slot_is_eligible",
     "slot_release_hold",
+    "slot_release_hold_token",
     "slot_update",
     "slot_withdraw",
     "slots_change_offer",

@@ -31,7 +31,12 @@ class Hold:
 
 
 def slot_hold(
-    *, slot_id: int, citizen: Citizen, now: datetime | None = None, to_reschedule: Appointment | None = None
+    *,
+    slot_id: int,
+    citizen: Citizen,
+    now: datetime | None = None,
+    to_reschedule: Appointment | None = None,
+    seconds: int | None = None,
 ) -> Hold:
     """Hold a free slot for ``BOOKING_HOLD_SECONDS`` so that nobody takes it while the citizen confirms.
 
@@ -43,6 +48,9 @@ def slot_hold(
 
     ``to_reschedule``: the citizen's own booked appointment this hold would replace; the limit of
     active appointments is then not a reason to refuse (rescheduling does not add one).
+
+    ``seconds``: the hold's length when not ``BOOKING_HOLD_SECONDS`` (a waitlist offer holds the slot
+    for the whole time the citizen has to answer, ``WAITLIST_OFFER_SECONDS``).
     """
     now = now or timezone.now()
     slot = _get_slot(slot_id)
@@ -67,7 +75,7 @@ def slot_hold(
         if live and live[1] is not None:  # hold_expires__gt matched, so it is never None here
             return Hold(slot_id=slot_id, token=live[0], expires=live[1])
         token = secrets.token_hex(16)
-        expires = now + timedelta(seconds=settings.BOOKING_HOLD_SECONDS)
+        expires = now + timedelta(seconds=seconds or settings.BOOKING_HOLD_SECONDS)
         changed = (
             Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE)
             .exclude(_live_hold_by_other(citizen.pk, now))
@@ -80,3 +88,15 @@ def slot_hold(
 
 def slot_release_hold(*, citizen: Citizen) -> None:
     Slot.objects.filter(holder=citizen).update(holder=None, hold_expires=None, hold_token="")
+
+
+def slot_release_hold_token(*, slot_id: int, token: str) -> bool:
+    """Release one given hold (a waitlist offer that ended): compare-and-set on its token, so that a
+    hold someone else took meanwhile is never touched."""
+    if not token:
+        return False
+    return bool(
+        Slot.objects.filter(pk=slot_id, hold_token=token).update(
+            holder=None, hold_expires=None, hold_token=""
+        )
+    )

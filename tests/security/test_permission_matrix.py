@@ -20,20 +20,24 @@ test: add it to the matrix with what each persona must get.
 """
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 
 from booking.api.auth import citizen_token_make
 from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
+from booking.waitlist.offers import waitlist_offer_next
+from booking.waitlist.services import waitlist_request_create
 from clinics.models import ClinicMembership, RegistrationRequest
 from sync.models import AgendaSnapshot, EmrClient, SyncConflict, WebhookSubscription
 from tests.clinics.conftest import sign_in
 from tests.conftest import identify_payload
-from tests.factories import CitizenFactory, ClinicFactory, SlotFactory
+from tests.factories import CitizenFactory, ClinicFactory, FsaFactory, SlotFactory
 from tests.sync.conftest import EmrPersona, create_client, get_token
 
 PERSONAS = ("anonymous", "citizen_a", "citizen_b", "admin_a", "admin_b", "emr_a", "emr_b", "board")
@@ -238,12 +242,19 @@ MATRIX: list[Row] = [
     # The e-mail's cancel link: the signed token is the credential, whoever opens it.
     GET("/annulation/{cancel_token}/", everyone(200)),
     GET("/annulation/not-a-token/", everyone(404)),
+    # The waitlist: asking needs a card identified in this session; the offer's link carries its own
+    # single-use token, the credential whoever opens it (its POST books: tests/booking).
+    GET("/liste-attente/demande/", IDENTIFIED),
+    GET("/liste-attente/{waitlist_a}/retirer/", everyone(405)),
+    GET("/offre/{offer_token}/", everyone(200)),
+    GET("/offre/not-a-token/", everyone(404)),
     # A public slot: any identified citizen may hold it (the others are sent to identify), then
     # sees its confirmation page.
     POST("/plages/{slot}/retenir/", everyone(302)),
     GET("/plages/{slot}/confirmer/", IDENTIFIED),
     # Writes by the wrong person change nothing (the right person's come last, they change state).
     POST("/rendez-vous/{appointment}/annuler/", but(404, citizen_a=302), reason="other"),
+    POST("/liste-attente/{waitlist_a}/retirer/", but(302, citizen_b=404)),  # others: sent to identify
     POST("/clinique/{clinic_a}/telephone/", but(302, admin_a=403, admin_b=404, board=404), action="find"),
     POST("/clinique/{clinic_a}/telephone/reserver/", but(302, admin_a=403, admin_b=404, board=404), slot="1"),
     POST(
@@ -325,6 +336,15 @@ def objects(world, settings) -> Objects:
         slot_id=booked.pk, citizen=citizen_a, reason=Reason.FOLLOW_UP, channel="portal"
     )
     slot = SlotFactory(role=world.role_a)
+    FsaFactory()
+    today = timezone.localdate()
+    waiting = waitlist_request_create(
+        citizen=citizen_a, path="near", reason=Reason.FOLLOW_UP, date_from=today, date_to=today, fsa="H2X"
+    )
+    offer = waitlist_offer_next(
+        slot_id=SlotFactory(role=world.role_a, start=timezone.now() + timedelta(hours=5)).pk
+    )
+    assert offer is not None
     emr = {}
     for name, product, clinic, role in (
         ("emr_a", "Vendeur A|ClinIQ", world.clinic_a, world.role_a),
@@ -379,6 +399,8 @@ def objects(world, settings) -> Objects:
         "slot": slot.pk,
         "appointment": appointment.pk,
         "cancel_token": cancel_token_make(appointment),
+        "waitlist_a": waiting.pk,
+        "offer_token": offer.token,
         "subscription_a": subscription.pk,
     }
 
