@@ -6,6 +6,7 @@ app_name = "clinics"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("registre/", views.audit_log, name="audit_log"),
     path("<int:clinic_id>/agenda/", views.agenda, name="agenda"),
     path("<int:clinic_id>/agenda/feuille/", views.day_sheet, name="day_sheet"),
     path("<int:clinic_id>/plages/modele/", views.slot_template, name="slot_template"),
