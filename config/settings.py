@@ -8,14 +8,19 @@ integrations fail loudly at start-up rather than quietly at the first request.
 from datetime import timedelta
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from .secret_files import secret_file_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
+# ---------------------------------------------------------------------------------------------------
+# Secrets (issue 8; docs/security.md): every variable below may also come from a file named by
+# <NAME>_FILE (Docker/Kubernetes secrets): SECRET_KEY, DATABASE_URL, REDIS_URL, EMAIL_URL, METRICS_TOKEN…
+env = secret_file_env()
+# ---------------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
