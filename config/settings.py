@@ -186,6 +186,9 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# allauth's per-address limits must see the client, not the load balancer: else ten failed sign-ins a
+# minute anywhere in the province would refuse everyone's. Same hop count as TRUSTED_PROXY_COUNT below.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Multi-factor authentication (allauth.mfa), required for clinic staff by clinics.access.staff_required:
 # TOTP with recovery codes, and WebAuthn security keys (allauth's own script, no build step). One
 # 30-second step of tolerance either side absorbs a phone's clock drift.
