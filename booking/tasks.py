@@ -5,6 +5,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,7 +46,7 @@ def notify_event(event_id: int) -> None:
 @shared_task(ignore_result=True)
 def notifications_sweep() -> int:
     """Beat, every minute: events still pending after a minute (their task was lost) are sent."""
-    cutoff = timezone.now() - timedelta(minutes=1)
+    cutoff = timezone.now() - timedelta(seconds=settings.NOTIFICATIONS_SWEEP_AFTER_SECONDS)
     ids = list(
         OutboxEvent.objects.filter(notify_state=OutboxEvent.NotifyState.PENDING, created_at__lt=cutoff)
         .order_by("created_at")

@@ -20,6 +20,9 @@ VAR_DIR = BASE_DIR / "var"
 # Secrets (issue 8; docs/security.md): every variable below may also come from a file named by
 # <NAME>_FILE (Docker/Kubernetes secrets): SECRET_KEY, DATABASE_URL, REDIS_URL, EMAIL_URL, METRICS_TOKEN…
 env = secret_file_env()
+# Notifications whose on-commit task was lost (Redis down at commit) are sent by the beat sweep once
+# they are this old; the fault tests shorten it (tests/faults).
+NOTIFICATIONS_SWEEP_AFTER_SECONDS = env.int("NOTIFICATIONS_SWEEP_AFTER_SECONDS", default=60)
 # ---------------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -129,7 +132,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
 CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "booking.tasks.notifications_sweep",
@@ -339,7 +342,9 @@ SYNC_FEED_RELAY_INLINE = env.bool("SYNC_FEED_RELAY_INLINE", default=not REDIS_UR
 # its client re-activates it) after this many consecutive failed deliveries, or once it has been
 # failing for this many hours; events per delivery; subscriptions per client (active or dead).
 # Plain-http endpoints and loopback hosts are for the demo and tests only (default: DEBUG).
-SYNC_WEBHOOK_MAX_FAILURES = env.int("SYNC_WEBHOOK_MAX_FAILURES", default=10)
+# The backoff (2 s doubling, capped at an hour) makes about 35 attempts in 24 hours: the count must
+# stay above that, or an endpoint down for half an hour would already be dead (tests/faults).
+SYNC_WEBHOOK_MAX_FAILURES = env.int("SYNC_WEBHOOK_MAX_FAILURES", default=40)
 SYNC_WEBHOOK_DEAD_AFTER_HOURS = env.int("SYNC_WEBHOOK_DEAD_AFTER_HOURS", default=24)
 SYNC_WEBHOOK_BATCH = env.int("SYNC_WEBHOOK_BATCH", default=100)
 SYNC_WEBHOOK_MAX_PER_CLIENT = env.int("SYNC_WEBHOOK_MAX_PER_CLIENT", default=5)
