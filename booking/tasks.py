@@ -12,6 +12,7 @@ from django.utils import timezone
 from . import reminders
 from .models import OutboxEvent
 from .notifications import send_appointment_email
+from .services.retention import retention_apply as retention_apply_service
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +72,10 @@ def reminders_schedule() -> int:
 def reminders_send() -> int:
     """Beat, every minute: send the due reminders; overlapping runs each claim different rows."""
     return reminders.reminders_send()
+
+
+@shared_task(ignore_result=True)
+def retention_apply() -> None:
+    """Beat, daily: Law 25 retention (booking.services.retention, docs/privacy.md)."""
+    report = retention_apply_service(now=timezone.now())
+    logger.info("retention applied", extra=vars(report))

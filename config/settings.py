@@ -17,12 +17,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 # ---------------------------------------------------------------------------------------------------
-# Secrets (issue 8; docs/security.md): every variable below may also come from a file named by
-# <NAME>_FILE (Docker/Kubernetes secrets): SECRET_KEY, DATABASE_URL, REDIS_URL, EMAIL_URL, METRICS_TOKEN…
+# Issue 8 (security, faults, privacy). Secrets (docs/security.md): every variable below may also come
+# from a file named by <NAME>_FILE (Docker/Kubernetes secrets): SECRET_KEY, DATABASE_URL, REDIS_URL,
+# EMAIL_URL, METRICS_TOKEN…
 env = secret_file_env()
 # Notifications whose on-commit task was lost (Redis down at commit) are sent by the beat sweep once
 # they are this old; the fault tests shorten it (tests/faults).
 NOTIFICATIONS_SWEEP_AFTER_SECONDS = env.int("NOTIFICATIONS_SWEEP_AFTER_SECONDS", default=60)
+# Law 25 retention (booking.services.retention, docs/privacy.md), run daily by beat: an expired hold's
+# holder id is cleared this long after expiry; a search without result keeps its postal area this long.
+RETENTION_EXPIRED_HOLD_HOURS = env.int("RETENTION_EXPIRED_HOLD_HOURS", default=24)
+RETENTION_SEARCH_DETAIL_DAYS = env.int("RETENTION_SEARCH_DETAIL_DAYS", default=180)
 # ---------------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -159,6 +164,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "feed-prune": {
         "task": "sync.tasks.feed_prune",
+        "schedule": timedelta(days=1),
+    },
+    # Law 25 retention (booking.services.retention): one daily pass of bulk statements.
+    "retention-apply": {
+        "task": "booking.tasks.retention_apply",
         "schedule": timedelta(days=1),
     },
     # Webhook deliveries (sync.webhooks); the relay also kicks one as soon as it numbered events.
