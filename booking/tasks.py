@@ -5,12 +5,14 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from . import reminders
 from .models import OutboxEvent
 from .notifications import send_appointment_email
+from .services.retention import retention_apply as retention_apply_service
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def notify_event(event_id: int) -> None:
 @shared_task(ignore_result=True)
 def notifications_sweep() -> int:
     """Beat, every minute: events still pending after a minute (their task was lost) are sent."""
-    cutoff = timezone.now() - timedelta(minutes=1)
+    cutoff = timezone.now() - timedelta(seconds=settings.NOTIFICATIONS_SWEEP_AFTER_SECONDS)
     ids = list(
         OutboxEvent.objects.filter(notify_state=OutboxEvent.NotifyState.PENDING, created_at__lt=cutoff)
         .order_by("created_at")
@@ -95,3 +97,10 @@ def waitlist_offer_slot(slot_id: int) -> bool:
 
     made = waitlist_offer_next(slot_id=slot_id)
     return made is not None and waitlist_offer_send(made)
+
+
+@shared_task(ignore_result=True)
+def retention_apply() -> None:
+    """Beat, daily: Law 25 retention (booking.services.retention, docs/privacy.md)."""
+    report = retention_apply_service(now=timezone.now())
+    logger.info("retention applied", extra=vars(report))

@@ -6,11 +6,12 @@ from django.utils import timezone
 
 from citizens.models import User
 
+from .audit_chain import chain_append, chain_for_model
 from .models import Clinic, StaffAuditEvent
 
 
 def audit_staff_read(*, user: User, clinic: Clinic | None, purpose: str, citizen_ids: Iterable[int]) -> int:
-    """One row per citizen shown, in one INSERT; ids only, never personal data."""
+    """One row per citizen shown, in one INSERT, linked to the staff chain; ids only."""
     now = timezone.now()
     rows = [
         StaffAuditEvent(
@@ -24,5 +25,5 @@ def audit_staff_read(*, user: User, clinic: Clinic | None, purpose: str, citizen
         )
         for pk in dict.fromkeys(citizen_ids)
     ]
-    StaffAuditEvent.objects.bulk_create(rows)
+    chain_append(chain_for_model(StaffAuditEvent), rows)
     return len(rows)

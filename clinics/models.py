@@ -274,8 +274,9 @@ class StaffAuditEvent(models.Model):
     """One citizen record shown to a staff member (invariant 7): who, which record, when, why.
 
     Ids only, never personal data, so that anonymizing old records keeps the log verifiable. One row
-    per citizen per response (``clinics.audit.audit_staff_read``). The EMR side keeps its own log in
-    ``sync.AuditEvent``: domain apps never import ``sync``.
+    per citizen per response (``clinics.audit.audit_staff_read``); each row is a link of a hash
+    chain (``clinics.audit_chain``), so a row changed or deleted in SQL is detected. The EMR side
+    keeps its own log in ``sync.AuditEvent``: domain apps never import ``sync``.
     """
 
     user = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="+")
@@ -285,6 +286,9 @@ class StaffAuditEvent(models.Model):
     resource_id = models.BigIntegerField()
     purpose = models.CharField(max_length=20)
     at = models.DateTimeField(db_index=True)
+    # The hash chain (clinics.audit_chain): written once by chain_append, checked by chain_verify.
+    prev_hash = models.CharField(max_length=64, editable=False)
+    chain_hash = models.CharField(max_length=64, editable=False)
 
     class Meta:
         verbose_name = _("staff audit event")

@@ -14,6 +14,7 @@ from django.http import Http404
 from booking.models import OCCUPYING_STATUSES, Appointment, Reason, Slot
 from citizens.models import Citizen, User
 
+from .audit_chain import ChainReport, chain_verify, chains
 from .models import BoardRole, Clinic, ClinicMembership, Practitioner
 
 ALL_CLINIC_ROLES: tuple[str, ...] = tuple(ClinicMembership.Role.values)
@@ -248,3 +249,8 @@ def appointment_get_for_clinic(*, clinic: Clinic, appointment_id: int) -> Appoin
     if appointment is None:
         raise Http404
     return appointment
+
+
+def audit_chain_reports() -> list[ChainReport]:
+    """Every audit hash chain checked from its first row (clinics.audit_chain): for the board."""
+    return [chain_verify(chain) for chain in chains()]

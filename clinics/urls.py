@@ -21,6 +21,7 @@ urlpatterns = [
         views_admin.board_mfa_reset,
         name="board_mfa_reset",
     ),
+    path("registre/", views.audit_log, name="audit_log"),
     path("<int:clinic_id>/agenda/", views.agenda, name="agenda"),
     path("<int:clinic_id>/parametres/", views_admin.clinic_settings, name="settings"),
     path("<int:clinic_id>/plages/nouvelle/", views_admin.slot_new, name="slot_new"),

@@ -39,7 +39,7 @@ from .forms import (
     PhoneSlotFilterForm,
     SlotTemplateForm,
 )
-from .models import Clinic, ClinicMembership
+from .models import BoardRole, Clinic, ClinicMembership
 
 AGENDA_ROLES = tuple(ClinicMembership.Role.values)
 ADMIN_ROLES = (ClinicMembership.Role.CLINIC_ADMIN,)
@@ -654,3 +654,12 @@ def appointment_status(request: HttpRequest, clinic_id: int, appointment_id: int
             )
             messages.success(request, text % {"reference": appointment.reference})
     return redirect(_back_url(request, clinic, appointment))
+
+
+@require_safe
+@staff_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The board checks the audit logs' hash chains; ids and hashes only, no personal data."""
+    if BoardRole.Role.BOARD_ADMIN not in selectors.board_roles_for(_user(request)):
+        raise Http404
+    return render(request, "clinics/audit_log.html", {"reports": selectors.audit_chain_reports()})

@@ -8,14 +8,27 @@ integrations fail loudly at start-up rather than quietly at the first request.
 from datetime import timedelta
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from .secret_files import secret_file_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
+# ---------------------------------------------------------------------------------------------------
+# Issue 8 (security, faults, privacy). Secrets (docs/security.md): every variable below may also come
+# from a file named by <NAME>_FILE (Docker/Kubernetes secrets): SECRET_KEY, DATABASE_URL, REDIS_URL,
+# EMAIL_URL, METRICS_TOKEN…
+env = secret_file_env()
+# Notifications whose on-commit task was lost (Redis down at commit) are sent by the beat sweep once
+# they are this old; the fault tests shorten it (tests/faults).
+NOTIFICATIONS_SWEEP_AFTER_SECONDS = env.int("NOTIFICATIONS_SWEEP_AFTER_SECONDS", default=60)
+# Law 25 retention (booking.services.retention, docs/privacy.md), run daily by beat: an expired hold's
+# holder id is cleared this long after expiry; a search without result keeps its postal area this long.
+RETENTION_EXPIRED_HOLD_HOURS = env.int("RETENTION_EXPIRED_HOLD_HOURS", default=24)
+RETENTION_SEARCH_DETAIL_DAYS = env.int("RETENTION_SEARCH_DETAIL_DAYS", default=180)
+# ---------------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -124,7 +137,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
 CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "booking.tasks.notifications_sweep",
@@ -167,6 +180,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Law 25 retention (booking.services.retention): one daily pass of bulk statements.
+    "retention-apply": {
+        "task": "booking.tasks.retention_apply",
+        "schedule": timedelta(days=1),
+    },
     # Webhook deliveries (sync.webhooks); the relay also kicks one as soon as it numbered events.
     # Each subscription is locked (skip locked) while it is delivered, so overlapping runs are safe.
     "webhooks-deliver": {
@@ -195,6 +213,9 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# allauth's per-address limits must see the client, not the load balancer: else ten failed sign-ins a
+# minute anywhere in the province would refuse everyone's. Same hop count as TRUSTED_PROXY_COUNT below.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Multi-factor authentication (allauth.mfa), required for clinic staff by clinics.access.staff_required:
 # TOTP with recovery codes, and WebAuthn security keys (allauth's own script, no build step). One
 # 30-second step of tolerance either side absorbs a phone's clock drift.
@@ -346,7 +367,9 @@ SYNC_FEED_RELAY_INLINE = env.bool("SYNC_FEED_RELAY_INLINE", default=not REDIS_UR
 # its client re-activates it) after this many consecutive failed deliveries, or once it has been
 # failing for this many hours; events per delivery; subscriptions per client (active or dead).
 # Plain-http endpoints and loopback hosts are for the demo and tests only (default: DEBUG).
-SYNC_WEBHOOK_MAX_FAILURES = env.int("SYNC_WEBHOOK_MAX_FAILURES", default=10)
+# The backoff (2 s doubling, capped at an hour) makes about 35 attempts in 24 hours: the count must
+# stay above that, or an endpoint down for half an hour would already be dead (tests/faults).
+SYNC_WEBHOOK_MAX_FAILURES = env.int("SYNC_WEBHOOK_MAX_FAILURES", default=40)
 SYNC_WEBHOOK_DEAD_AFTER_HOURS = env.int("SYNC_WEBHOOK_DEAD_AFTER_HOURS", default=24)
 SYNC_WEBHOOK_BATCH = env.int("SYNC_WEBHOOK_BATCH", default=100)
 SYNC_WEBHOOK_MAX_PER_CLIENT = env.int("SYNC_WEBHOOK_MAX_PER_CLIENT", default=5)

@@ -14,3 +14,22 @@ class SyncConfig(AppConfig):
         from .selectors import emr_product_names
 
         emr_product_source_register(emr_product_names)
+
+        from clinics.audit_chain import Chain, chain_register
+
+        from .models import AuditEvent
+
+        chain_register(
+            Chain(
+                name="emr",
+                label=_("Citizens' records sent to EMR clients"),
+                model=AuditEvent,
+                fields=EMR_CHAIN_FIELDS,
+                lock_key=EMR_CHAIN_LOCK_KEY,
+            )
+        )
+
+
+# Part of every link's hash: changing this list breaks every existing chain (a migration relinks).
+EMR_CHAIN_FIELDS = ("emr_client_id", "action", "resource_type", "resource_id", "purpose", "at")
+EMR_CHAIN_LOCK_KEY = 0x61756465  # "aude" in ASCII: any constant unique within the database

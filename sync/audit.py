@@ -4,11 +4,13 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
+from clinics.audit_chain import chain_append, chain_for_model
+
 from .models import AuditEvent, EmrClient
 
 
 def audit_record(*, emr_client: EmrClient, action: str, resource_type: str, ids: Iterable[int]) -> int:
-    """One row per record sent, in one INSERT; ids only, never personal data."""
+    """One row per record sent, in one INSERT, linked to the EMR chain; ids only."""
     now = timezone.now()
     rows = [
         AuditEvent(
@@ -21,5 +23,5 @@ def audit_record(*, emr_client: EmrClient, action: str, resource_type: str, ids:
         )
         for pk in ids
     ]
-    AuditEvent.objects.bulk_create(rows)
+    chain_append(chain_for_model(AuditEvent), rows)
     return len(rows)

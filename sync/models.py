@@ -118,7 +118,8 @@ class AuditEvent(models.Model):
     """One record of a citizen's data sent to an EMR client (invariant 7): who, which row, when, why.
 
     Ids only, never personal data, so that anonymizing old records keeps the log verifiable. One row
-    per appointment returned, whether by a read, a search or a write's response.
+    per appointment returned, whether by a read, a search or a write's response. Each row is a link
+    of a hash chain (``clinics.audit_chain``), so a row changed or deleted in SQL is detected.
     """
 
     class Action(models.TextChoices):
@@ -135,6 +136,9 @@ class AuditEvent(models.Model):
     resource_id = models.BigIntegerField()
     at = models.DateTimeField(db_index=True)
     purpose = models.CharField(max_length=20, default="emr-sync")
+    # The hash chain (clinics.audit_chain): written once by chain_append, checked by chain_verify.
+    prev_hash = models.CharField(max_length=64, editable=False)
+    chain_hash = models.CharField(max_length=64, editable=False)
 
     class Meta:
         verbose_name = "audit event"

@@ -181,6 +181,8 @@ MATRIX: list[Row] = [
     GET("/compte/carte/", account(signed_out=302, signed_in=200)),
     # Clinic pages.
     GET("/clinique/", but(302, admin_a=200, admin_b=200, board=200)),  # each sees their own list
+    # The audit logs' hash-chain check: board administrators only; other staff learn nothing (404).
+    GET("/clinique/registre/", but(302, admin_a=404, admin_b=404, board=200)),
     GET("/clinique/{clinic_a}/agenda/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/agenda/feuille/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/", STAFF_OF_A),
