@@ -20,15 +20,18 @@ test: add it to the matrix with what each persona must get.
 """
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 
 from booking.api.auth import citizen_token_make
 from booking.models import Reason
 from booking.notifications import cancel_token_make
 from booking.services import appointment_book
+from citizens.models import Dependant
 from clinics.models import ClinicMembership
 from sync.models import AgendaSnapshot, EmrClient, WebhookSubscription
 from tests.clinics.conftest import sign_in
@@ -172,6 +175,10 @@ MATRIX: list[Row] = [
     GET("/comptes/2fa/webauthn/keys/1/edit/", everyone(302)),
     # A citizen account links its health-insurance card (any signed-in account).
     GET("/compte/carte/", account(signed_out=302, signed_in=200)),
+    # People in an account holder's care: an account with a linked card (staff accounts have none,
+    # so they are sent to link one); someone else's dependant is not found.
+    GET("/compte/personnes/", everyone(302)),
+    GET("/compte/personnes/{dependant}/retirer/", account(signed_out=302, signed_in=404)),
     # Clinic pages.
     GET("/clinique/", but(302, admin_a=200, admin_b=200, board=200)),  # each sees their own list
     GET("/clinique/{clinic_a}/agenda/", STAFF_OF_A),
@@ -290,6 +297,12 @@ def objects(world, settings) -> Objects:
         slot_id=booked.pk, citizen=citizen_a, reason=Reason.FOLLOW_UP, channel="portal"
     )
     slot = SlotFactory(role=world.role_a)
+    dependant = Dependant.objects.create(
+        guardian=citizen_a,
+        citizen=CitizenFactory(first_name="Léa", birth_date=date(2019, 6, 1)),
+        relationship=Dependant.Relationship.PARENT,
+        attested_at=timezone.now(),
+    )
     emr = {}
     for name, product, clinic, role in (
         ("emr_a", "Vendeur A|ClinIQ", world.clinic_a, world.role_a),
@@ -323,6 +336,7 @@ def objects(world, settings) -> Objects:
         "appointment": appointment.pk,
         "cancel_token": cancel_token_make(appointment),
         "subscription_a": subscription.pk,
+        "dependant": dependant.pk,
     }
 
     def citizen_client(citizen) -> Client:
