@@ -609,7 +609,7 @@ class AppointmentCancelApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
         reason = NamedChoiceField(
             choices=[
-                c for c in Appointment.CancelReason.choices if c[0] != Appointment.CancelReason.RESCHEDULED
+                c for c in Appointment.CancelReason.choices if c[0] in Appointment.CITIZEN_CANCEL_REASONS
             ],
             component_name="CancelReason",
             help_text="Why you cancel.",
