@@ -238,6 +238,8 @@ class Appointment(models.Model):
 
     # Not a column, only declared: the "my appointments" page sets it on its upcoming rows for the template.
     cancellable: bool
+    # Not a column either: set by the pages when the appointment is a dependant's, to name the patient.
+    for_dependant: bool
 
     class Meta:
         verbose_name = _("appointment")

@@ -53,3 +53,10 @@ def dependant_get_for_guardian(*, guardian: Citizen, dependant_id: int | str) ->
 def patient_ids_for(*, citizen: Citizen) -> list[int]:
     """Whose appointments this citizen may see and act on: their own and their dependants'."""
     return [citizen.pk, *Dependant.objects.filter(guardian=citizen).values_list("citizen_id", flat=True)]
+
+
+def dependant_of_person(*, guardian: Citizen, citizen_id: int) -> Dependant | None:
+    """The holder's link to this person, if the person is one of their dependants."""
+    return (
+        Dependant.objects.select_related("citizen").filter(guardian=guardian, citizen_id=citizen_id).first()
+    )
