@@ -245,9 +245,11 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
     patient, dependant = _patient(citizen, dependant_id=held.get("patient"), replacing=replacing)
     initial = {
         "reason": held.get("reason") or "",
-        # A child has no address of their own, usually: the holder's is offered.
+        # A child has no address of their own, usually: the holder's, in the holder's language.
         "email": patient.email or (citizen.email if dependant else ""),
-        "language": patient.preferred_language,
+        "language": patient.preferred_language
+        if patient.email or not dependant
+        else citizen.preferred_language,
         "hold_token": held["token"],
     }
     form = ConfirmForm(request.POST or None, initial=initial)

@@ -35,6 +35,7 @@ from booking.selectors import (
     appointment_get_for_citizen,
     appointment_list_for_citizen,
     next_free_slots,
+    noshow_reminder_due,
     slot_search,
 )
 from booking.services import appointment_book, appointment_cancel, appointment_reschedule, slot_hold
@@ -155,6 +156,12 @@ ERROR_404_PATIENT = _error(
     _example(
         "Not your dependant", 404, "patient_not_found", "This person is not among the people in your care."
     ),
+)
+
+
+NOSHOW_NOTICE = _(
+    "Some recent appointments were missed without being cancelled. When you cannot come, please cancel "
+    "as early as you can: the time is then offered to someone else who needs it."
 )
 
 
@@ -474,6 +481,12 @@ class HoldCreateApi(APIView):
         )
         slot_id = serializers.IntegerField()
         expires_at = serializers.DateTimeField(default_timezone=dt.UTC, help_text="UTC.")
+        notice = serializers.CharField(
+            allow_null=True,
+            help_text="A reminder of the rules to show before the booking is confirmed (the patient "
+            "missed several recent appointments without cancelling), in the request's language; null "
+            "when there is none. Never a refusal.",
+        )
 
         class Meta:
             ref_name = "Hold"
@@ -514,7 +527,13 @@ class HoldCreateApi(APIView):
             hold = slot_hold(slot_id=slot_id, citizen=patient, to_reschedule=to_reschedule)
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(exc, citizen=patient, slot_id=slot_id) from exc
-        payload = {"hold_token": hold.token, "slot_id": hold.slot_id, "expires_at": hold.expires}
+        notice = NOSHOW_NOTICE if noshow_reminder_due(citizen=patient) else None
+        payload = {
+            "hold_token": hold.token,
+            "slot_id": hold.slot_id,
+            "expires_at": hold.expires,
+            "notice": notice,
+        }
         return Response(self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED)
 
 

@@ -2,6 +2,7 @@
 search, hold, booking and list calls. A caller never reaches someone else's dependant."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -9,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from booking.models import Appointment, Audience, Reason
-from booking.services import appointment_book
+from booking.services import appointment_book, appointment_set_status
 from citizens.models import Dependant
 from tests.booking.test_api import bearer, error, post
 from tests.factories import CitizenFactory, EnrolmentFactory, SlotFactory, UserFactory
@@ -143,3 +144,27 @@ def test_the_schema_documents_the_patient_parameter_and_the_dependants_list():
     listing = schema["paths"]["/api/v1/appointments"]["get"]["parameters"]
     assert "patient" in {p["name"] for p in search} and "patient" in {p["name"] for p in listing}
     json.dumps(schema, default=str)  # serializable as served
+
+
+def test_the_hold_carries_the_no_show_reminder_of_the_patient_in_the_requests_language(api, family):
+    parent, kid, link = family
+    for days_ago in (10, 40):
+        start = timezone.now() - timedelta(days=days_ago)
+        slot = SlotFactory(start=start, end=start + timedelta(minutes=15))
+        missed = appointment_book(
+            slot_id=slot.pk, citizen=kid, reason=Reason.CHILD, channel="agenda", now=start - timedelta(days=1)
+        )
+        appointment_set_status(appointment_id=missed.pk, status="noshow")
+    own = post(api, "/api/v1/holds", {"slot_id": SlotFactory().pk}, **bearer(parent))
+    assert own.json()["notice"] is None  # the holder's own record is clean
+    hers = post(api, "/api/v1/holds", {"slot_id": SlotFactory().pk, "patient": link.pk}, **bearer(parent))
+    assert hers.status_code == 201  # a reminder, never a refusal
+    assert hers.json()["notice"].startswith("Des rendez-vous récents ont été manqués")
+    english = post(
+        api,
+        "/api/v1/holds",
+        {"slot_id": SlotFactory().pk, "patient": link.pk},
+        **bearer(parent),
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert english.json()["notice"].startswith("Some recent appointments were missed")

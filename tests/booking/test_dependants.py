@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from booking.models import Appointment, Audience, Reason, Slot
 from booking.services import appointment_book, appointment_set_status
-from citizens.models import Dependant
+from citizens.models import Citizen, Dependant
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, EnrolmentFactory, FsaFactory, SlotFactory, UserFactory
 
@@ -81,11 +81,13 @@ def test_the_search_uses_the_dependants_own_family_doctor(holder_client, family,
 def test_a_holder_books_for_their_child_who_is_the_patient(holder_client, family, settings):
     parent, kid, link = family
     settings.BOOKING_MAX_ACTIVE_ONLINE = 1
+    Citizen.objects.filter(pk=parent.pk).update(preferred_language="en")
     appointment_book(slot_id=SlotFactory().pk, citizen=parent, reason=Reason.FOLLOW_UP, channel="portal")
     slot = SlotFactory()
     page, posted = hold_and_confirm(holder_client, slot, patient=link.pk)
     assert "Pour Léa Gagnon" in page.content.decode()
     assert page.context["form"].initial["email"] == "parent@example.org"  # a child has no address
+    assert page.context["form"].initial["language"] == "en"  # and the holder's language
     appointment = Appointment.objects.get(slot=slot)
     assert posted["Location"] == reverse("booking:appointment", args=[appointment.pk])
     # The child is the patient; the holder booked it; the holder's own limit did not count.
