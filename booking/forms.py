@@ -139,8 +139,8 @@ class ConfirmForm(AccessibleFormMixin, forms.Form):
 class CancelForm(AccessibleFormMixin, forms.Form):
     reason = forms.ChoiceField(
         label=_("Why are you cancelling?"),
-        # "Moved to another time" is recorded by rescheduling, not chosen.
-        choices=[c for c in Appointment.CancelReason.choices if c[0] != Appointment.CancelReason.RESCHEDULED],
+        # "Moved to another time" is recorded by rescheduling; the clinic's reasons are the clinic's.
+        choices=[c for c in Appointment.CancelReason.choices if c[0] in Appointment.CITIZEN_CANCEL_REASONS],
         widget=forms.RadioSelect,
         help_text=_("Your answer helps clinics offer the time to someone else."),
     )

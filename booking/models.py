@@ -204,6 +204,14 @@ class Appointment(models.Model):
         SEEN_ELSEWHERE = "seen_elsewhere", _("I was seen elsewhere")
         OTHER = "other", _("Other reason")
         RESCHEDULED = "rescheduled", _("Moved to another time")
+        # Chosen by clinic staff (append only: the codes are in the EMR change feed).
+        PATIENT_REQUEST = "patient_request", _("The patient asked for it (by phone or in person)")
+        PRACTITIONER_AWAY = "practitioner_away", _("The practitioner is unavailable")
+        CLINIC_CLOSED = "clinic_closed", _("The clinic is closed")
+
+    # What each side may choose when cancelling; "rescheduled" is recorded by a move, never chosen.
+    CITIZEN_CANCEL_REASONS = ("better_time", "feeling_better", "cannot_attend", "seen_elsewhere", "other")
+    CLINIC_CANCEL_REASONS = ("patient_request", "practitioner_away", "clinic_closed", "other")
 
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
     citizen = models.ForeignKey("citizens.Citizen", on_delete=models.PROTECT, related_name="appointments")
@@ -230,6 +238,8 @@ class Appointment(models.Model):
 
     # Not a column, only declared: the "my appointments" page sets it on its upcoming rows for the template.
     cancellable: bool
+    # Not a column either: set by the pages when the appointment is a dependant's, to name the patient.
+    for_dependant: bool
 
     class Meta:
         verbose_name = _("appointment")

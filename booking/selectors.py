@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import (
     DateTimeField,
     ExpressionWrapper,
@@ -28,7 +29,7 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from citizens.models import Citizen
-from citizens.selectors import CitizenCare, citizen_care
+from citizens.selectors import CitizenCare, citizen_care, dependants_of, patient_ids_for
 from clinics.models import Clinic, Fsa
 
 from .dbfunctions import LocalDate, LocalHour
@@ -331,15 +332,53 @@ def appointment_list_for_citizen(
 
 
 def appointment_get_for_citizen(*, citizen: Citizen, appointment_id: int | str) -> Appointment | None:
-    """The only way a citizen's page or API call reaches one appointment: their own, or nothing."""
+    """The only way a citizen's page or API call reaches one appointment: their own or one of
+    their dependants' (invariant 7), or nothing."""
     try:
         return (
-            Appointment.objects.select_related("clinic", "slot__practitioner")
-            .filter(citizen=citizen)
+            Appointment.objects.select_related("clinic", "slot__practitioner", "citizen")
+            .filter(citizen_id__in=patient_ids_for(citizen=citizen))
             .get(pk=int(appointment_id))
         )
     except (Appointment.DoesNotExist, ValueError, TypeError):
         return None
+
+
+@dataclass
+class PatientAppointments:
+    """One person's appointments on "my appointments": the citizen, or one of their dependants."""
+
+    patient: Citizen
+    dependant_id: int | None
+    upcoming: list[Appointment]
+    past: list[Appointment]
+
+
+def appointment_groups_for_citizen(
+    *, citizen: Citizen, now: datetime | None = None
+) -> list[PatientAppointments]:
+    """The citizen's own appointments first, then each dependant's, in the order they were added."""
+    now = now or timezone.now()
+    groups = [PatientAppointments(citizen, None, **appointment_list_for_citizen(citizen=citizen, now=now))]
+    for dependant in dependants_of(guardian=citizen):
+        lists = appointment_list_for_citizen(citizen=dependant.citizen, now=now)
+        groups.append(PatientAppointments(dependant.citizen, dependant.pk, **lists))
+    return groups
+
+
+def noshow_count(*, citizen: Citizen, now: datetime | None = None) -> int:
+    """The patient's no-shows over the last ``BOOKING_NOSHOW_REMINDER_DAYS`` days."""
+    now = now or timezone.now()
+    since = now - timedelta(days=settings.BOOKING_NOSHOW_REMINDER_DAYS)
+    return Appointment.objects.filter(
+        citizen=citizen, status=Appointment.Status.NOSHOW, start__gte=since, start__lt=now
+    ).count()
+
+
+def noshow_reminder_due(*, citizen: Citizen, now: datetime | None = None) -> bool:
+    """Whether the confirmation step reminds this patient of the rules (never a refusal)."""
+    threshold: int = settings.BOOKING_NOSHOW_REMINDER_COUNT
+    return noshow_count(citizen=citizen, now=now) >= threshold
 
 
 def appointment_get_by_reference(*, reference: str, nam: str) -> Appointment | None:

@@ -2,12 +2,12 @@
 card linked to the signed-in account. Views never read the session keys directly."""
 
 import time
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from django.conf import settings
 from django.http import HttpRequest
 
-from citizens.models import Citizen
+from citizens.models import Citizen, User
 
 KEY = "citizen"
 HOLD_KEY = "hold"
@@ -16,12 +16,14 @@ RESCHEDULE_KEY = "reschedule"
 
 
 class HeldSlot(TypedDict):
-    """What ``hold_remember`` keeps in the session (JSON): the hold's slot, token, end and reason."""
+    """What ``hold_remember`` keeps in the session (JSON): the hold's slot, token, end and reason,
+    and the dependant it is for (absent or None: the identified citizen themself)."""
 
     slot: int
     token: str
     expires: float
     reason: str
+    patient: NotRequired[int | None]
 
 
 class _CitizenRequest(HttpRequest):
@@ -52,14 +54,27 @@ def current_citizen(request: HttpRequest) -> Citizen | None:
         citizen = Citizen.objects.filter(pk=data["id"]).first()
     elif data:
         citizen_sign_out(request)
-    if citizen is None and getattr(request, "user", None) is not None and request.user.is_authenticated:
-        citizen = Citizen.objects.filter(account=request.user).first()
+    # Only an account: on the citizen API, DRF sets ``request.user`` to the token's CitizenPrincipal,
+    # which a page rendered there (the API docs) must not take for an account.
+    user = getattr(request, "user", None)
+    if citizen is None and isinstance(user, User) and user.is_authenticated:
+        citizen = Citizen.objects.filter(account=user).first()
     cached._citizen = citizen
     return citizen
 
 
-def hold_remember(request: HttpRequest, *, slot_id: int, token: str, expires_ts: float, reason: str) -> None:
+def hold_remember(
+    request: HttpRequest,
+    *,
+    slot_id: int,
+    token: str,
+    expires_ts: float,
+    reason: str,
+    patient: int | None = None,
+) -> None:
     held: HeldSlot = {"slot": slot_id, "token": token, "expires": expires_ts, "reason": reason}
+    if patient is not None:
+        held["patient"] = patient
     request.session[HOLD_KEY] = held
 
 

@@ -14,13 +14,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from citizens.forms import IdentifyForm
-from citizens.models import Citizen
-from citizens.selectors import citizen_care
+from citizens.forms import IdentifyForm, PatientForm
+from citizens.models import Citizen, Dependant
+from citizens.selectors import citizen_care, dependants_of
 from citizens.services import IdentificationFailed, citizen_identify, citizen_update_contact
 from config import ratelimit
 
-from . import errors, selectors, services, session
+from . import errors, patients, selectors, services, session
 from .forms import CancelForm, ConfirmForm, FindForm, SearchForm
 from .models import Appointment, Reason, Slot
 from .notifications import appointment_ics, cancel_token_read
@@ -43,6 +43,19 @@ def _require_citizen(request: HttpRequest) -> Citizen | None:
     if citizen is None:
         messages.info(request, _("Please identify yourself with your health insurance card first."))
     return citizen
+
+
+def _patient(
+    citizen: Citizen, *, dependant_id: int | str | None = None, replacing: Appointment | None = None
+) -> tuple[Citizen, Dependant | None]:
+    """Who the page acts for: the appointment being moved fixes it; else a dependant id (404 when
+    it is not one of the citizen's own) or, by default, the citizen themself."""
+    try:
+        if replacing is not None:
+            return patients.patient_of_appointment(citizen=citizen, appointment=replacing)
+        return patients.patient_resolve(citizen=citizen, dependant_id=dependant_id)
+    except patients.PatientNotFound as exc:
+        raise Http404 from exc
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -87,7 +100,9 @@ def search(request: HttpRequest) -> HttpResponse:
     citizen = _require_citizen(request)
     if citizen is None:
         return redirect(f"{reverse('booking:identify')}?next={reverse('booking:search')}")
-    care = citizen_care(citizen=citizen)
+    replacing = _rescheduling(request, citizen)
+    patient, dependant = _patient(citizen, dependant_id=request.GET.get("patient"), replacing=replacing)
+    care = citizen_care(citizen=patient)  # the patient's own enrolment decides the paths
     default_path = selectors.Path.MINE if care.is_enrolled else selectors.Path.NEAR
     result = None
     search_error = ""
@@ -110,7 +125,7 @@ def search(request: HttpRequest) -> HttpResponse:
                 page=data.get("page") or 1,
             )
             try:
-                result = selectors.slot_search(citizen=citizen, query=query)
+                result = selectors.slot_search(citizen=patient, query=query)
             except selectors.SearchError as exc:
                 search_error = exc.code
     else:
@@ -120,17 +135,28 @@ def search(request: HttpRequest) -> HttpResponse:
         request,
         "booking/search.html",
         {
-            "replacing": _rescheduling(request, citizen),
+            "replacing": replacing,
             "form": form,
             "result": result,
             "care": care,
             "search_error": search_error,
-            "citizen_fsa": citizen.fsa,
+            "citizen_fsa": patient.fsa,
+            "dependant": dependant,
+            "patient_form": _patient_form(citizen, dependant) if replacing is None else None,
             "query_string": _query_without_page(request),
             **_steps("search"),
         },
         status=status,
     )
+
+
+def _patient_form(citizen: Citizen, dependant: Dependant | None) -> PatientForm | None:
+    """The "who is it for" choice, only for a citizen with dependants."""
+    dependants = dependants_of(guardian=citizen)
+    if not dependants:
+        return None
+    initial = {"patient": str(dependant.pk) if dependant else ""}
+    return PatientForm(initial=initial, person=citizen, dependants=dependants)
 
 
 def _query_without_page(request: HttpRequest) -> str:
@@ -156,21 +182,33 @@ def hold(request: HttpRequest, slot_id: int) -> HttpResponse:
     reason = request.POST.get("reason", "")
     if reason not in Reason.values:
         reason = ""
+    replacing = _rescheduling(request, citizen)
+    patient, dependant = _patient(citizen, dependant_id=request.POST.get("patient"), replacing=replacing)
     ratelimit.hit("hold", f"c{citizen.pk}")
     try:
-        held = services.slot_hold(
-            slot_id=slot_id, citizen=citizen, to_reschedule=_rescheduling(request, citizen)
-        )
+        # The hold is the patient's: one hold per person, and the booking checks it is theirs.
+        held = services.slot_hold(slot_id=slot_id, citizen=patient, to_reschedule=replacing)
     except errors.ApplicationError as exc:
-        return _unavailable(request, citizen, slot_id, exc, reason)
+        return _unavailable(request, patient, slot_id, exc, reason, dependant=dependant)
     session.hold_remember(
-        request, slot_id=slot_id, token=held.token, expires_ts=held.expires.timestamp(), reason=reason
+        request,
+        slot_id=slot_id,
+        token=held.token,
+        expires_ts=held.expires.timestamp(),
+        reason=reason,
+        patient=dependant.pk if dependant else None,
     )
     return redirect("booking:confirm", slot_id=slot_id)
 
 
 def _unavailable(
-    request: HttpRequest, citizen: Citizen, slot_id: int, exc: errors.ApplicationError, reason: str
+    request: HttpRequest,
+    citizen: Citizen,
+    slot_id: int,
+    exc: errors.ApplicationError,
+    reason: str,
+    *,
+    dependant: Dependant | None = None,
 ) -> HttpResponse:
     slot = Slot.objects.select_related("clinic").filter(pk=slot_id).first()
     alternatives: list[Slot] = []
@@ -179,7 +217,13 @@ def _unavailable(
     return render(
         request,
         "booking/unavailable.html",
-        {"error": exc, "alternatives": alternatives, "reason": reason, **_steps("search")},
+        {
+            "error": exc,
+            "alternatives": alternatives,
+            "reason": reason,
+            "dependant": dependant,
+            **_steps("search"),
+        },
         status=exc.status,
     )
 
@@ -199,10 +243,14 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
         return redirect("booking:search")
     expires = datetime.fromtimestamp(held["expires"], tz=UTC)
     replacing = _rescheduling(request, citizen)
+    patient, dependant = _patient(citizen, dependant_id=held.get("patient"), replacing=replacing)
     initial = {
         "reason": held.get("reason") or "",
-        "email": citizen.email,
-        "language": citizen.preferred_language,
+        # A child has no address of their own, usually: the holder's, in the holder's language.
+        "email": patient.email or (citizen.email if dependant else ""),
+        "language": patient.preferred_language
+        if patient.email or not dependant
+        else citizen.preferred_language,
         "hold_token": held["token"],
     }
     form = ConfirmForm(request.POST or None, initial=initial)
@@ -219,25 +267,28 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
                     reason=data["reason"],
                 )
             else:
+                booked_by = request.user if request.user.is_authenticated else None
                 appointment = services.appointment_book(
                     slot_id=slot_id,
-                    citizen=citizen,
+                    citizen=patient,
                     reason=data["reason"],
                     channel=Appointment.Channel.PORTAL,
                     hold_token=data["hold_token"],
-                    booked_by_user=request.user if request.user.is_authenticated else None,
+                    # For a dependant: the holder, even when identified by card only.
+                    booked_by_user=booked_by if booked_by or dependant is None else citizen.account,
                 )
         except errors.ApplicationError as exc:
             if isinstance(exc, errors.ReasonNotAccepted):
                 form.add_error("reason", str(exc.message))
             else:
-                return _unavailable(request, citizen, slot_id, exc, data["reason"])
+                return _unavailable(request, patient, slot_id, exc, data["reason"], dependant=dependant)
         else:
-            # Saved once the booking succeeded: the address the confirmation is about to go to.
+            # Saved once the booking succeeded: the address the confirmation is about to go to
+            # (the patient's, which for a child is usually the holder's).
             citizen_update_contact(
-                citizen=citizen,
-                email=data["email"] or citizen.email,
-                mobile=citizen.mobile,
+                citizen=patient,
+                email=data["email"] or patient.email,
+                mobile=patient.mobile,
                 language=data["language"],
             )
             request.session.pop(session.HOLD_KEY, None)
@@ -253,6 +304,8 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
             "expires": expires,
             "seconds_left": seconds_left,
             "replacing": replacing,
+            "dependant": dependant,
+            "noshow_reminder": selectors.noshow_reminder_due(citizen=patient),
             **_steps("confirm"),
         },
         status=400 if form.is_bound and not form.is_valid() else 200,
@@ -303,6 +356,8 @@ def _appointment_for_request(request: HttpRequest, appointment_id: int) -> Appoi
     appointment = None
     if citizen is not None:
         appointment = selectors.appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
+        if appointment is not None:
+            appointment.for_dependant = appointment.citizen_id != citizen.pk
     if appointment is None and appointment_id in session.found_ids(request):
         appointment = (
             Appointment.objects.select_related("clinic", "slot__practitioner", "citizen")
@@ -346,11 +401,17 @@ def mine(request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated:
             return redirect("citizens:link_card")
         return redirect(f"{reverse('booking:identify')}?next={reverse('booking:mine')}")
-    lists = selectors.appointment_list_for_citizen(citizen=citizen)
-    for appointment in lists["upcoming"]:
-        appointment.cancellable = selectors.appointment_is_cancellable(appointment)
-    waiting = waitlist_selectors.waitlist_requests_for_citizen(citizen=citizen)
-    return render(request, "booking/mine.html", {**lists, "waitlist": waiting})
+    groups = selectors.appointment_groups_for_citizen(citizen=citizen)
+    for group in groups:
+        for appointment in group.upcoming:
+            appointment.cancellable = selectors.appointment_is_cancellable(appointment)
+    context = {
+        "upcoming": groups[0].upcoming,
+        "past": groups[0].past,
+        "groups": groups,
+        "waitlist": waitlist_selectors.waitlist_requests_for_citizen(citizen=citizen),
+    }
+    return render(request, "booking/mine.html", context)
 
 
 @sensitive_post_parameters("first_name", "last_name", "nam", "card_sequence", "birth_date", "email")

@@ -1,12 +1,13 @@
 """Identity forms: the health-insurance card, checked field by field before the registry."""
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .models import Citizen, Dependant
 from .nam import NamError, parse_nam
 
 if TYPE_CHECKING:
@@ -91,3 +92,47 @@ class IdentifyForm(AccessibleFormMixin, forms.Form):
         if value.year < 1900:
             raise forms.ValidationError(_("Enter a real date in the format YYYY-MM-DD."))
         return value
+
+
+class DependantForm(IdentifyForm):
+    """The dependant's own card details (checked like an identification), the relationship, and
+    the holder's attestation that they may act for this person."""
+
+    relationship = forms.ChoiceField(
+        label=_("Your relationship with this person"),
+        choices=Dependant.Relationship.choices,
+        widget=forms.RadioSelect,
+    )
+    attestation = forms.BooleanField(
+        label=_(
+            "I attest that I am this person's parent, tutor, mandatary or caregiver as stated above, "
+            "and that I may make appointments for them."
+        ),
+        error_messages={"required": _("Check the box to attest your relationship with this person.")},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The labels speak of "your card" for an identification; here it is the other person's.
+        self.fields["nam"].help_text = _("4 letters and 8 digits, as on this person's card.")
+        self.fields["card_sequence"].help_text = _(
+            "The 2 digits printed beside the expiry date on their card."
+        )
+        for name in ("first_name", "last_name", "birth_date"):
+            self.fields[name].widget.attrs["autocomplete"] = "off"
+
+
+class PatientForm(AccessibleFormMixin, forms.Form):
+    """Who an appointment is for: the identified person themself, or one of their dependants."""
+
+    patient = forms.ChoiceField(
+        label=_("Who is the appointment for?"), required=False, widget=forms.RadioSelect
+    )
+
+    def __init__(self, *args: Any, person: Citizen, dependants: list[Dependant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.ChoiceField, self.fields["patient"])
+        field.choices = [
+            ("", _("Myself (%(name)s)") % {"name": person.first_name}),
+            *[(str(d.pk), f"{d.citizen.first_name} {d.citizen.last_name}") for d in dependants],
+        ]

@@ -118,3 +118,49 @@ class Enrolment(models.Model):
 
     def __str__(self) -> str:
         return f"Enrolment #{self.pk}"
+
+
+class Dependant(models.Model):
+    """A person in an account holder's care: a child, or an adult the holder acts for.
+
+    The holder (``guardian``) verified the dependant's own health-insurance card and attested the
+    relationship; from then on they book, move and cancel the dependant's appointments, which are
+    the dependant's own (``Appointment.citizen`` is the dependant, so limits and overlaps count per
+    person). The link is between two insured persons, not two accounts: whoever proves the
+    guardian's identity (an account with the linked card, a card identification, an API token)
+    acts for the guardian's dependants. Removing the link ends that; the appointments stay.
+    """
+
+    class Relationship(models.TextChoices):
+        PARENT = "parent", _("Parent of a minor child")
+        GUARDIAN = "guardian", _("Legal guardian (tutor) of a minor")
+        MANDATARY = "mandatary", _("Mandatary of an adult (protection mandate or power of attorney)")
+        CAREGIVER = "caregiver", _("Caregiver of an adult who agrees to it")
+
+    # Relationships that exist only with a minor (under 18 in Quebec).
+    MINOR_ONLY = (Relationship.PARENT, Relationship.GUARDIAN)
+
+    guardian = models.ForeignKey(Citizen, on_delete=models.CASCADE, related_name="dependant_links")
+    citizen = models.ForeignKey(Citizen, on_delete=models.CASCADE, related_name="guardian_links")
+    relationship = models.CharField(max_length=12, choices=Relationship.choices)
+    attested_at = models.DateTimeField()
+    added_by = models.ForeignKey(
+        "citizens.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("dependant")
+        constraints = [
+            models.UniqueConstraint(fields=["guardian", "citizen"], name="dependant_unique_per_guardian"),
+            models.CheckConstraint(
+                condition=~models.Q(guardian=models.F("citizen")), name="dependant_not_self"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(relationship__in=["parent", "guardian", "mandatary", "caregiver"]),
+                name="dependant_relationship_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dependant #{self.pk}"

@@ -1,14 +1,15 @@
 """Citizen identity: verify the health-insurance card against the registry."""
 
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 
-from django.db import models, transaction
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from config import ratelimit
 
-from .models import Citizen, User
+from .models import Citizen, Dependant, User
 from .nam import NamError, parse_nam
 from .registry import get_registry
 
@@ -112,4 +113,88 @@ def citizen_link_account(*, citizen: Citizen, user: User) -> None:
     citizen.account = user
 
 
-__all__ = ["IdentificationFailed", "NamError", "citizen_identify", "citizen_link_account"]
+class DependantRefused(Exception):  # noqa: N818
+    """The card matched, but this person cannot be added: ``code`` says why (``self``, ``adult``,
+    ``already``, ``too_many``). Raised only after the card check, so it reveals nothing that the
+    holder did not just prove they know."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _age_on(birth_date: date, today: date) -> int:
+    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+
+
+def dependant_add(
+    *,
+    guardian: Citizen,
+    user: User | None,
+    first_name: str,
+    last_name: str,
+    nam: str,
+    card_sequence: str,
+    birth_date: date,
+    relationship: str,
+    ip: str,
+    now: datetime | None = None,
+) -> Dependant:
+    """An account holder adds a person in their care by verifying that person's card.
+
+    The card check is ``citizen_identify`` itself: the same rate limits (per address, per card) and
+    the same IdentificationFailed that never says which detail was wrong. Then the relationship
+    must fit (a parent or a tutor acts for a minor only), the holder cannot add themselves, and a
+    holder has at most ``DEPENDANTS_MAX`` dependants: each brings its own limit of appointments.
+    """
+    now = now or timezone.now()
+    if relationship not in Dependant.Relationship.values:
+        raise DependantRefused("relationship")
+    person = citizen_identify(
+        first_name=first_name,
+        last_name=last_name,
+        nam=nam,
+        card_sequence=card_sequence,
+        birth_date=birth_date,
+        ip=ip,
+        today=timezone.localdate(now),
+    )
+    if person.pk == guardian.pk:
+        raise DependantRefused("self")
+    if relationship in Dependant.MINOR_ONLY and _age_on(person.birth_date, timezone.localdate(now)) >= 18:
+        raise DependantRefused("adult")
+    with transaction.atomic():
+        # Serializes one holder's additions, so that two tabs cannot both pass the count.
+        Citizen.objects.select_for_update().filter(pk=guardian.pk).first()
+        if Dependant.objects.filter(guardian=guardian, citizen=person).exists():
+            raise DependantRefused("already")
+        if Dependant.objects.filter(guardian=guardian).count() >= settings.DEPENDANTS_MAX:
+            raise DependantRefused("too_many")
+        try:
+            with transaction.atomic():
+                return Dependant.objects.create(
+                    guardian=guardian,
+                    citizen=person,
+                    relationship=relationship,
+                    attested_at=now,
+                    added_by=user,
+                )
+        except IntegrityError as exc:
+            raise DependantRefused("already") from exc
+
+
+def dependant_remove(*, guardian: Citizen, dependant_id: int) -> bool:
+    """End the link (only the holder's own); the dependant's appointments stay booked."""
+    deleted, _ = Dependant.objects.filter(guardian=guardian, pk=dependant_id).delete()
+    return deleted == 1
+
+
+__all__ = [
+    "DependantRefused",
+    "IdentificationFailed",
+    "NamError",
+    "citizen_identify",
+    "citizen_link_account",
+    "dependant_add",
+    "dependant_remove",
+]

@@ -10,7 +10,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from booking.errors import ApplicationError
-from booking.models import Audience, Modality, Reason
+from booking.models import Appointment, Audience, Modality, Reason
 from booking.services import local_to_utc
 from citizens.forms import NAM_MESSAGES, AccessibleFormMixin, DateInput, nam_error_message
 from citizens.nam import NamError, parse_nam
@@ -401,6 +401,24 @@ class PhoneBookForm(forms.Form):
 
 class AppointmentStatusForm(forms.Form):
     status = forms.ChoiceField(choices=[("arrived", "arrived"), ("noshow", "noshow")])
+
+
+def clinic_cancel_reason_choices() -> list[tuple[str, Any]]:
+    return [
+        (code, label)
+        for code, label in Appointment.CancelReason.choices
+        if code in Appointment.CLINIC_CANCEL_REASONS
+    ]
+
+
+class StaffCancelForm(forms.Form):
+    """Why the clinic cancels: recorded on the appointment and in the EMR change feed. A request
+    without a reason (an older page still open) records "other" rather than refusing."""
+
+    reason = forms.ChoiceField(choices=clinic_cancel_reason_choices, required=False)
+
+    def clean_reason(self) -> str:
+        return self.cleaned_data.get("reason") or Appointment.CancelReason.OTHER
 
 
 class MoveForm(forms.Form):

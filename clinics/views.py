@@ -38,6 +38,8 @@ from .forms import (
     PhoneFindForm,
     PhoneSlotFilterForm,
     SlotTemplateForm,
+    StaffCancelForm,
+    clinic_cancel_reason_choices,
 )
 from .models import BoardRole, Clinic, ClinicMembership
 
@@ -111,6 +113,7 @@ def agenda(request: HttpRequest, clinic_id: int) -> HttpResponse:
             "previous_url": link(day - timedelta(days=step)),
             "next_url": link(day + timedelta(days=step)),
             "today_url": link(today),
+            "cancel_reasons": clinic_cancel_reason_choices(),
             "can_plan": not clinic.uses_emr
             and clinic.pk in selectors.clinic_ids_for_staff(user, roles=PLANNER_ROLES),
             # Arrived / no-show only for today's and past appointments; move and cancel for later ones.
@@ -497,6 +500,7 @@ def phone(request: HttpRequest, clinic_id: int) -> HttpResponse:
             "over_limit": _over_limit(caller),
             "filters": filters,
             "slot_rows": rows,
+            "cancel_reasons": clinic_cancel_reason_choices(),
         },
         status=422 if find_form.errors else 200,
     )
@@ -564,9 +568,13 @@ def appointment_cancel(request: HttpRequest, clinic_id: int, appointment_id: int
     if refused is not None:
         return refused
     appointment = selectors.appointment_get_for_clinic(clinic=clinic, appointment_id=appointment_id)
+    form = StaffCancelForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a reason for cancelling from the list."))
+        return redirect(_back_url(request, clinic, appointment))
     try:
         booking_services.appointment_cancel(
-            appointment=appointment, reason=Appointment.CancelReason.OTHER, by_clinic=True
+            appointment=appointment, reason=form.cleaned_data["reason"], by_clinic=True
         )
     except ApplicationError as exc:
         messages.error(request, str(exc.message))

@@ -381,6 +381,13 @@ BOOKING_MAX_ACTIVE_ONLINE = env.int("BOOKING_MAX_ACTIVE_ONLINE", default=2)
 CITIZEN_SESSION_SECONDS = env.int("CITIZEN_SESSION_SECONDS", default=30 * 60)
 CITIZEN_API_TOKEN_SECONDS = env.int("CITIZEN_API_TOKEN_SECONDS", default=30 * 60)
 
+# Dependants (docs/dependants.md): how many people one holder may add (each brings its own limit
+# of online appointments). No-shows: a patient with at least this many in the last N days sees a
+# reminder of the rules on the confirmation step (a reminder, never a block).
+DEPENDANTS_MAX = env.int("DEPENDANTS_MAX", default=8)
+BOOKING_NOSHOW_REMINDER_COUNT = env.int("BOOKING_NOSHOW_REMINDER_COUNT", default=2)
+BOOKING_NOSHOW_REMINDER_DAYS = env.int("BOOKING_NOSHOW_REMINDER_DAYS", default=365)
+
 # Reminders (docs/reminders.md). SMS_BACKEND is a dotted path (booking.sms); empty switches text
 # messages off. The demo prints them; production never does by default (they carry cancel links).
 SMS_BACKEND = env.str("SMS_BACKEND", default="booking.sms.ConsoleSmsBackend" if DEBUG else "")

@@ -15,6 +15,8 @@ from rest_framework import serializers
 
 from booking.models import Appointment, Modality, Reason, Slot
 from booking.selectors import appointment_is_cancellable
+from citizens.models import Citizen
+from citizens.selectors import dependant_of_person
 from clinics.models import Clinic, Practitioner
 
 if TYPE_CHECKING:
@@ -110,6 +112,14 @@ class SlotSerializer(serializers.Serializer[Slot]):
         return None if distance is None else round(distance, 1)
 
 
+class PatientSerializer(serializers.Serializer[Any]):
+    dependant_id = serializers.IntegerField(allow_null=True)
+    first_name = serializers.CharField()
+
+    class Meta:
+        ref_name = "AppointmentPatient"
+
+
 class AppointmentPractitionerSerializer(serializers.Serializer[Practitioner]):
     name = serializers.CharField(source="display_name", read_only=True)
 
@@ -139,9 +149,22 @@ class AppointmentSerializer(serializers.Serializer[Appointment]):
     cancellable = serializers.SerializerMethodField(
         help_text="Whether it can still be cancelled online (booked, and before the clinic's cut-off)."
     )
+    patient = serializers.SerializerMethodField(
+        help_text="Who the appointment is for: `dependant_id` is null for the caller themself, else the "
+        "id of one of the caller's dependants (GET /dependants)."
+    )
 
     class Meta:
         ref_name = "Appointment"
+
+    @extend_schema_field(PatientSerializer())
+    def get_patient(self, appointment: Appointment) -> dict[str, Any]:
+        caller: Citizen | None = self.context.get("caller")
+        dependant_id = None
+        if caller is not None and appointment.citizen_id != caller.pk:
+            link = dependant_of_person(guardian=caller, citizen_id=appointment.citizen_id)
+            dependant_id = link.pk if link else None
+        return {"dependant_id": dependant_id, "first_name": appointment.citizen.first_name}
 
     @extend_schema_field(serializers.DateTimeField())
     def get_local_start(self, appointment: Appointment) -> str:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("slots", views.SlotSearchApi.as_view(), name="slots"),
     path("holds", views.HoldCreateApi.as_view(), name="holds"),
     path("appointments", views.AppointmentsApi.as_view(), name="appointments"),
+    path("dependants", views.DependantsApi.as_view(), name="dependants"),
     path("appointments/<int:appointment_id>", views.AppointmentDetailApi.as_view(), name="appointment"),
     path(
         "appointments/<int:appointment_id>/cancel",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from booking import errors
 from booking.models import Appointment, Modality, Slot
+from booking.patients import patient_of_appointment, patient_resolve
 from booking.selectors import (
     MAX_DAYS_AHEAD,
     MAX_PAGE,
@@ -34,12 +35,13 @@ from booking.selectors import (
     appointment_get_for_citizen,
     appointment_list_for_citizen,
     next_free_slots,
+    noshow_reminder_due,
     slot_search,
 )
 from booking.services import appointment_book, appointment_cancel, appointment_reschedule, slot_hold
-from citizens.models import Citizen
+from citizens.models import Citizen, Dependant
 from citizens.nam import NamError, parse_nam
-from citizens.selectors import citizen_care
+from citizens.selectors import citizen_care, dependants_of
 from citizens.services import citizen_identify
 from config import ratelimit
 
@@ -138,6 +140,29 @@ ERROR_503 = _error(
 def _citizen(request: Request) -> Citizen:
     # Only called behind IsAuthenticated, and CitizenTokenAuthentication is the API's authenticator.
     return cast(CitizenPrincipal, request.user).citizen
+
+
+def _patient_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Act for one of your dependants (an id from GET /dependants); omit it for yourself. "
+        "Their own family doctor, limits and appointments apply.",
+    )
+
+
+ERROR_404_PATIENT = _error(
+    "`patient` is not one of your dependants (`patient_not_found`).",
+    _example(
+        "Not your dependant", 404, "patient_not_found", "This person is not among the people in your care."
+    ),
+)
+
+
+NOSHOW_NOTICE = _(
+    "Some recent appointments were missed without being cancelled. When you cannot come, please cancel "
+    "as early as you can: the time is then offered to someone else who needs it."
+)
 
 
 def _slot_unavailable_with_alternatives(
@@ -326,6 +351,7 @@ class SlotSearchApi(APIView):
             help_text="nearest: near only.",
         )
         page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+        patient = _patient_field()
 
         class Meta:
             ref_name = "SlotSearchFilter"
@@ -392,6 +418,7 @@ class SlotSearchApi(APIView):
                     fields={"path": ["…"]},
                 ),
             ),
+            404: ERROR_404_PATIENT,
             429: ERROR_429,
         },
     )
@@ -416,7 +443,8 @@ class SlotSearchApi(APIView):
             sort=f["sort"],
             page=f["page"],
         )
-        result = slot_search(citizen=citizen, query=query)
+        patient, _ = patient_resolve(citizen=citizen, dependant_id=f.get("patient"))
+        result = slot_search(citizen=patient, query=query)
         payload = {
             "results": [item.slot for item in result.items],
             "page": result.page,
@@ -442,6 +470,7 @@ class HoldCreateApi(APIView):
             help_text="Your booked appointment this time would replace (see the reschedule endpoint): "
             "the limit of upcoming appointments then does not refuse the hold.",
         )
+        patient = _patient_field()
 
         class Meta:
             ref_name = "HoldRequest"
@@ -452,6 +481,12 @@ class HoldCreateApi(APIView):
         )
         slot_id = serializers.IntegerField()
         expires_at = serializers.DateTimeField(default_timezone=dt.UTC, help_text="UTC.")
+        notice = serializers.CharField(
+            allow_null=True,
+            help_text="A reminder of the rules to show before the booking is confirmed (the patient "
+            "missed several recent appointments without cancelling), in the request's language; null "
+            "when there is none. Never a refusal.",
+        )
 
         class Meta:
             ref_name = "Hold"
@@ -484,11 +519,21 @@ class HoldCreateApi(APIView):
             )
             if to_reschedule is None:
                 raise errors.AppointmentNotFound
+            # Moving an appointment holds for its own patient, whatever ``patient`` says.
+            patient, _ = patient_of_appointment(citizen=citizen, appointment=to_reschedule)
+        else:
+            patient, _ = patient_resolve(citizen=citizen, dependant_id=data.validated_data.get("patient"))
         try:
-            hold = slot_hold(slot_id=slot_id, citizen=citizen, to_reschedule=to_reschedule)
+            hold = slot_hold(slot_id=slot_id, citizen=patient, to_reschedule=to_reschedule)
         except errors.SlotUnavailable as exc:
-            raise _slot_unavailable_with_alternatives(exc, citizen=citizen, slot_id=slot_id) from exc
-        payload = {"hold_token": hold.token, "slot_id": hold.slot_id, "expires_at": hold.expires}
+            raise _slot_unavailable_with_alternatives(exc, citizen=patient, slot_id=slot_id) from exc
+        notice = NOSHOW_NOTICE if noshow_reminder_due(citizen=patient) else None
+        payload = {
+            "hold_token": hold.token,
+            "slot_id": hold.slot_id,
+            "expires_at": hold.expires,
+            "notice": notice,
+        }
         return Response(self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED)
 
 
@@ -519,6 +564,7 @@ class AppointmentsApi(APIView):
             help_text="From POST /holds. A retry with the same token returns the same appointment (200).",
         )
         reason = visit_reason_field(help_text="Reason for the visit.")
+        patient = _patient_field()
 
         class Meta:
             ref_name = "BookRequest"
@@ -526,11 +572,20 @@ class AppointmentsApi(APIView):
     @extend_schema(
         operation_id="appointments_list",
         tags=TAGS_APPOINTMENTS,
-        responses={200: ListOutputSerializer, 401: ERROR_401},
+        parameters=[
+            OpenApiParameter(
+                "patient",
+                int,
+                description="A dependant's id (GET /dependants): their appointments instead of yours.",
+            )
+        ],
+        responses={200: ListOutputSerializer, 401: ERROR_401, 404: ERROR_404_PATIENT},
     )
     def get(self, request: Request) -> Response:
-        appointments = appointment_list_for_citizen(citizen=_citizen(request))
-        return Response(self.ListOutputSerializer(appointments).data)
+        citizen = _citizen(request)
+        patient, _ = patient_resolve(citizen=citizen, dependant_id=request.query_params.get("patient"))
+        appointments = appointment_list_for_citizen(citizen=patient)
+        return Response(self.ListOutputSerializer(appointments, context={"caller": citizen}).data)
 
     @extend_schema(
         operation_id="appointments_book",
@@ -565,25 +620,27 @@ class AppointmentsApi(APIView):
         data = self.BookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
+        patient, dependant = patient_resolve(citizen=citizen, dependant_id=d.get("patient"))
         started = timezone.now()
         try:
             appointment = appointment_book(
                 slot_id=d["slot_id"],
-                citizen=citizen,
+                citizen=patient,
                 reason=d["reason"],
                 channel=Appointment.Channel.CITIZEN_API,
                 hold_token=d["hold_token"],
+                booked_by_user=citizen.account if dependant else None,
             )
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(
-                exc, citizen=citizen, slot_id=d["slot_id"], reason=d["reason"]
+                exc, citizen=patient, slot_id=d["slot_id"], reason=d["reason"]
             ) from exc
         # appointment_book returns the first result for a retried hold token: a row created before
         # this request started is that earlier booking. (Two retries racing each other may both
         # see 201; both carry the same appointment.)
         created = appointment.created_at >= started
         return Response(
-            AppointmentSerializer(appointment).data,
+            AppointmentSerializer(appointment, context={"caller": citizen}).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -597,10 +654,11 @@ class AppointmentDetailApi(APIView):
         responses={200: AppointmentSerializer, 401: ERROR_401, 404: ERROR_404_APPOINTMENT},
     )
     def get(self, request: Request, appointment_id: int) -> Response:
-        appointment = appointment_get_for_citizen(citizen=_citizen(request), appointment_id=appointment_id)
+        citizen = _citizen(request)
+        appointment = appointment_get_for_citizen(citizen=citizen, appointment_id=appointment_id)
         if appointment is None:
             raise errors.AppointmentNotFound
-        return Response(AppointmentSerializer(appointment).data)
+        return Response(AppointmentSerializer(appointment, context={"caller": citizen}).data)
 
 
 class AppointmentCancelApi(APIView):
@@ -609,7 +667,7 @@ class AppointmentCancelApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
         reason = NamedChoiceField(
             choices=[
-                c for c in Appointment.CancelReason.choices if c[0] != Appointment.CancelReason.RESCHEDULED
+                c for c in Appointment.CancelReason.choices if c[0] in Appointment.CITIZEN_CANCEL_REASONS
             ],
             component_name="CancelReason",
             help_text="Why you cancel.",
@@ -654,7 +712,7 @@ class AppointmentCancelApi(APIView):
         if appointment is None:
             raise errors.AppointmentNotFound
         appointment = appointment_cancel(appointment=appointment, reason=data.validated_data["reason"])
-        return Response(AppointmentSerializer(appointment).data)
+        return Response(AppointmentSerializer(appointment, context={"caller": citizen}).data)
 
 
 class AppointmentRescheduleApi(APIView):
@@ -713,9 +771,39 @@ class AppointmentRescheduleApi(APIView):
             )
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(
-                exc, citizen=citizen, slot_id=d["slot_id"], reason=d.get("reason", "")
+                exc, citizen=appointment.citizen, slot_id=d["slot_id"], reason=d.get("reason", "")
             ) from exc
         created = new.created_at >= started
         return Response(
-            AppointmentSerializer(new).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            AppointmentSerializer(new, context={"caller": citizen}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+# --- dependants --------------------------------------------------------------------------------
+
+
+class DependantsApi(APIView):
+    """The people in the caller's care, whose ids go in the ``patient`` parameter of the search,
+    hold, booking and list calls. They are added and removed on the website, with an account."""
+
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer[Dependant]):
+        id = serializers.IntegerField(help_text="Pass it as `patient`.")
+        first_name = serializers.CharField(source="citizen.first_name")
+        last_name = serializers.CharField(source="citizen.last_name")
+        relationship = serializers.ChoiceField(choices=Dependant.Relationship.choices)
+
+        class Meta:
+            ref_name = "Dependant"
+
+    @extend_schema(
+        operation_id="dependants_list",
+        tags=TAGS_APPOINTMENTS,
+        responses={200: OutputSerializer(many=True), 401: ERROR_401},
+    )
+    def get(self, request: Request) -> Response:
+        links = dependants_of(guardian=_citizen(request))
+        # The DRF stubs type the instance as one Dependant; many=True takes a list of them.
+        return Response(self.OutputSerializer(links, many=True).data)  # type: ignore[arg-type]
