@@ -18,7 +18,7 @@ from citizens.forms import IdentifyForm
 from citizens.models import Citizen
 from citizens.selectors import citizen_care
 from citizens.services import IdentificationFailed, citizen_identify, citizen_update_contact
-from config import ratelimit
+from config import metrics, ratelimit
 
 from . import errors, selectors, services, session
 from .forms import CancelForm, ConfirmForm, FindForm, SearchForm
@@ -162,6 +162,7 @@ def hold(request: HttpRequest, slot_id: int) -> HttpResponse:
         )
     except errors.ApplicationError as exc:
         return _unavailable(request, citizen, slot_id, exc, reason)
+    metrics.record_hold(Appointment.Channel.PORTAL)
     session.hold_remember(
         request, slot_id=slot_id, token=held.token, expires_ts=held.expires.timestamp(), reason=reason
     )

@@ -41,7 +41,7 @@ from citizens.models import Citizen
 from citizens.nam import NamError, parse_nam
 from citizens.selectors import citizen_care
 from citizens.services import citizen_identify
-from config import ratelimit
+from config import metrics, ratelimit
 
 from .auth import CitizenPrincipal, citizen_token_make
 from .errors import nam_error_message
@@ -488,6 +488,7 @@ class HoldCreateApi(APIView):
             hold = slot_hold(slot_id=slot_id, citizen=citizen, to_reschedule=to_reschedule)
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(exc, citizen=citizen, slot_id=slot_id) from exc
+        metrics.record_hold(Appointment.Channel.CITIZEN_API)
         payload = {"hold_token": hold.token, "slot_id": hold.slot_id, "expires_at": hold.expires}
         return Response(self.OutputSerializer(payload).data, status=status.HTTP_201_CREATED)
 
