@@ -51,11 +51,22 @@ def scrub(text: str) -> str:
 
 
 class RequestIdFilter(logging.Filter):
-    """Puts the current request id on every record (empty outside a request or a task)."""
+    """Puts the current request id on every record (empty outside a request or a task), and replaces
+    the raw path in Django's own request records (``Not Found: /annulation/<token>/``) by the route
+    name: a path can hold a cancellation token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
         if not getattr(record, "request_id", ""):
-            record.request_id = request_id_var.get()
+            record.request_id = getattr(request, "request_id", "") or request_id_var.get()
+        path = getattr(request, "path", None)
+        if path is not None:
+            from .metrics import view_label
+
+            view = view_label(request)  # type: ignore[arg-type]
+            if isinstance(record.args, tuple):
+                record.args = tuple(view if arg == path else arg for arg in record.args)
+            record.request = f"{getattr(request, 'method', '')} {view}"
         return True
 
 

@@ -384,8 +384,10 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Operations (issue 10; docs/operations.md): metrics, structured logs, maintenance mode.
 # ---------------------------------------------------------------------------------------------------
 INSTALLED_APPS += ["config.apps.OperationsConfig"]
-# First: times every request and gives it its request id.
+# First: times every request and gives it its request id. Maintenance after authentication.
 MIDDLEWARE.insert(0, "config.observability.RequestObservabilityMiddleware")
+MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.maintenance.context_processor")  # type: ignore[index]
 
 # /metrics (config.metrics): readable from these addresses or networks (the scraper's), or with
 # ``Authorization: Bearer <METRICS_TOKEN>`` from anywhere. Everyone else gets 404.
@@ -417,3 +419,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Maintenance mode (config.maintenance, docs/operations.md): search and viewing keep working; holds,
+# bookings, reschedules and cancellations pause on every channel; the APIs answer 503 with
+# Retry-After. On with MAINTENANCE_MODE=true (a deploy), or at run time with
+# ``manage.py maintenance on`` (a flag in Redis, read at most every few seconds by each process).
+MAINTENANCE_MODE = env.bool("MAINTENANCE_MODE", default=False)
+MAINTENANCE_RETRY_AFTER = env.int("MAINTENANCE_RETRY_AFTER", default=900)

@@ -112,6 +112,17 @@ def test_a_task_run_inline_during_a_request_keeps_the_requests_id(captured, citi
     ]
 
 
+def test_djangos_own_request_records_carry_the_request_id_and_the_route_not_the_path(captured):
+    response = Client().get(
+        "/annulation/not-a-valid-token-but-could-be/", HTTP_X_REQUEST_ID="req-404-000000001"
+    )
+    assert response.status_code == 404
+    lines = [line for line in captured.lines if line["logger"] == "django.request"]
+    assert lines and all(line["request_id"] == "req-404-000000001" for line in lines)
+    assert all("could-be" not in json.dumps(line) for line in lines)
+    assert lines[0]["message"] == "Not Found: booking:cancel_link"
+
+
 def test_scrub_removes_what_looks_like_a_nam_an_email_or_a_phone_number():
     text = (
         "Key (nam)=(GAGJ 8553 1401) exists; also GAGJ85531401, julie.gagnon+rdv@example.qc.ca, "
