@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import helpdesk_views, views
 
 app_name = "booking"
 
@@ -18,4 +18,6 @@ urlpatterns = [
     path("rendez-vous/<int:appointment_id>/annuler/", views.cancel, name="cancel"),
     path("rendez-vous/<int:appointment_id>/changer/", views.reschedule, name="reschedule"),
     path("annulation/<str:token>/", views.cancel_link, name="cancel_link"),
+    # The board's help desk (booking.helpdesk): board administrators, with a recorded reason.
+    path("soutien/", helpdesk_views.lookup, name="helpdesk"),
 ]

@@ -426,3 +426,6 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # ``manage.py maintenance on`` (a flag in Redis, read at most every few seconds by each process).
 MAINTENANCE_MODE = env.bool("MAINTENANCE_MODE", default=False)
 MAINTENANCE_RETRY_AFTER = env.int("MAINTENANCE_RETRY_AFTER", default=900)
+
+# The board's help desk (booking.helpdesk): lookups per staff member and window.
+RATE_LIMITS["helpdesk"] = env.str("RATE_LIMIT_HELPDESK", default="30/600")

@@ -218,6 +218,8 @@ MATRIX: list[Row] = [
     # The e-mail's cancel link: the signed token is the credential, whoever opens it.
     GET("/annulation/{cancel_token}/", everyone(200)),
     GET("/annulation/not-a-token/", everyone(404)),
+    # The board's help desk: board administrators only (tests/ops/test_helpdesk.py for the lookups).
+    GET("/soutien/", but(302, admin_a=403, admin_b=403, board=200)),
     # A public slot: any identified citizen may hold it (the others are sent to identify), then
     # sees its confirmation page.
     POST("/plages/{slot}/retenir/", everyone(302)),
