@@ -60,7 +60,7 @@ CONFLICTS = Counter(
 RATE_LIMITED = Counter(
     "rdv_rate_limited", "Requests refused by a rate limit (429), by limit name.", ["limit"]
 )
-BOOKINGS = Counter("rdv_bookings", "Appointments booked (committed), by channel.", ["channel"])
+BOOKINGS = Counter("rdv_bookings", "Appointments booked (inserted), by channel.", ["channel"])
 HOLDS = Counter("rdv_holds", "Slot holds taken, by channel.", ["channel"])
 WEBHOOK_FAILURES = Counter("rdv_webhook_delivery_failures", "Webhook deliveries that failed.")
 TASKS = Counter("rdv_celery_tasks", "Celery tasks finished, by task and state.", ["task", "state"])

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
 from . import emr_activity, metrics
@@ -92,13 +91,15 @@ def _task_postrun(task_id: str = "", task: Any = None, state: str | None = None,
             request_id_var.reset(token)
 
 
-# --- model signals: bookings and reconciliations, counted once committed -----------------------
+# --- model signals: bookings and reconciliations ------------------------------------------------
 
 
+# Counted when the row is inserted, not on commit: by then the compare-and-set and the constraints
+# have accepted the booking (only the outbox insert and the commit follow), and an on-commit callback
+# would be one more hook for every test of the booking's commit hooks to account for.
 def _appointment_saved(sender: Any, instance: Any, created: bool, **_: Any) -> None:
     if created:
-        channel = str(instance.channel or "unknown")
-        transaction.on_commit(lambda: metrics.BOOKINGS.labels(channel=channel).inc())
+        metrics.BOOKINGS.labels(channel=str(instance.channel or "unknown")).inc()
 
 
 def _snapshot_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) -> None:
@@ -110,13 +111,10 @@ def _snapshot_saved(sender: Any, instance: Any, update_fields: Any = None, **_: 
     conflicts = int((instance.counts or {}).get("conflicts", 0))
     outcome = str(instance.status)
 
-    def record() -> None:
-        metrics.RECONCILIATIONS.labels(outcome=outcome).inc()
-        metrics.RECONCILE_DURATION.observe(seconds)
-        if conflicts:
-            metrics.RECONCILE_CONFLICTS.inc(conflicts)
-
-    transaction.on_commit(record)
+    metrics.RECONCILIATIONS.labels(outcome=outcome).inc()
+    metrics.RECONCILE_DURATION.observe(seconds)
+    if conflicts:
+        metrics.RECONCILE_CONFLICTS.inc(conflicts)
 
 
 def connect() -> None:
