@@ -418,6 +418,36 @@ class Reminder(models.Model):
         return f"Reminder #{self.pk} {self.kind}/{self.channel} {self.state}"
 
 
+class HelpdeskLookup(models.Model):
+    """One search by the board's help desk for a citizen's appointment (booking.helpdesk): who, when,
+    by what (a confirmation reference or a NAM, never the value itself), why, and which appointments
+    it showed (ids). Written whether or not anything was found; the citizens shown are also in
+    ``clinics.StaffAuditEvent`` (purpose ``helpdesk``), like every staff read."""
+
+    class By(models.TextChoices):
+        REFERENCE = "reference", _("Confirmation reference")
+        NAM = "nam", _("Health insurance number")
+
+    class Why(models.TextChoices):
+        CITIZEN_CALL = "citizen_call", _("The citizen called the help desk")
+        CLINIC_CALL = "clinic_call", _("A clinic asked for help")
+        COMPLAINT = "complaint", _("A complaint is being handled")
+        INCIDENT = "incident", _("A technical incident is being investigated")
+
+    user = models.ForeignKey("citizens.User", on_delete=models.PROTECT, related_name="+")
+    by = models.CharField(max_length=10, choices=By.choices)
+    why = models.CharField(max_length=20, choices=Why.choices)
+    details = models.CharField(max_length=200)
+    appointment_ids = models.JSONField(default=list)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("help desk lookup")
+
+    def __str__(self) -> str:
+        return f"Help desk lookup #{self.pk} by user #{self.user_id} ({self.by})"
+
+
 # The waitlist's models live in their own module (docs/waitlist.md); imported here so that Django
 # registers them with the booking app and ``booking.models`` names every booking model.
 from .waitlist.models import WaitlistOffer, WaitlistRequest  # noqa: E402, F401

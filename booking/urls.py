@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import helpdesk_views, views
 from .waitlist import views as waitlist_views
 
 app_name = "booking"
@@ -24,4 +24,6 @@ urlpatterns = [
         "liste-attente/<int:request_id>/retirer/", waitlist_views.waitlist_withdraw, name="waitlist_withdraw"
     ),
     path("offre/<str:token>/", waitlist_views.waitlist_offer, name="waitlist_offer"),
+    # The board's help desk (booking.helpdesk): board administrators, with a recorded reason.
+    path("soutien/", helpdesk_views.lookup, name="helpdesk"),
 ]

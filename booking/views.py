@@ -18,7 +18,7 @@ from citizens.forms import IdentifyForm, PatientForm
 from citizens.models import Citizen, Dependant
 from citizens.selectors import citizen_care, dependants_of
 from citizens.services import IdentificationFailed, citizen_identify, citizen_update_contact
-from config import ratelimit
+from config import metrics, ratelimit
 
 from . import errors, patients, selectors, services, session
 from .forms import CancelForm, ConfirmForm, FindForm, SearchForm
@@ -190,6 +190,7 @@ def hold(request: HttpRequest, slot_id: int) -> HttpResponse:
         held = services.slot_hold(slot_id=slot_id, citizen=patient, to_reschedule=replacing)
     except errors.ApplicationError as exc:
         return _unavailable(request, patient, slot_id, exc, reason, dependant=dependant)
+    metrics.record_hold(Appointment.Channel.PORTAL)
     session.hold_remember(
         request,
         slot_id=slot_id,

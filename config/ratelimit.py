@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,6 +61,7 @@ def hit(name: str, ident: str, *, raise_when_over: bool = True) -> None:
         logger.warning("rate limit store unavailable; failing open", extra={"limit": name})
         return
     if count > limit and raise_when_over:
+        metrics.record_rate_limited(name)
         raise RateLimited(retry_after=retry_after)
 
 
@@ -83,7 +86,10 @@ def peek_exceeded(name: str, ident: str) -> int | None:
     except Exception:  # noqa: BLE001
         logger.warning("rate limit store unavailable; failing open", extra={"limit": name})
         return None
-    return retry_after if count >= limit else None
+    if count >= limit:
+        metrics.record_rate_limited(name)
+        return retry_after
+    return None
 
 
 def client_ip(request: HttpRequest) -> str:

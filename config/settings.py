@@ -435,3 +435,53 @@ LOGGING = {
 }
 # How many proxies (load balancers) in front of the app append to X-Forwarded-For; 0 = none.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# ---------------------------------------------------------------------------------------------------
+# Operations (issue 10; docs/operations.md): metrics, structured logs, maintenance mode.
+# ---------------------------------------------------------------------------------------------------
+INSTALLED_APPS += ["config.apps.OperationsConfig"]
+# First: times every request and gives it its request id. Maintenance after authentication.
+MIDDLEWARE.insert(0, "config.observability.RequestObservabilityMiddleware")
+MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.maintenance.context_processor")  # type: ignore[index]
+
+# /metrics (config.metrics): readable from these addresses or networks (the scraper's), or with
+# ``Authorization: Bearer <METRICS_TOKEN>`` from anywhere. Everyone else gets 404.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (or unset).")
+METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=2000)
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])
+
+# Logs: JSON lines (one object per line, with the request id) in production; readable text in the
+# demo. Celery workers use the same configuration instead of replacing the root logger.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "config.logs.JsonFormatter"},
+        "text": {"()": "config.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # SQL statements carry parameters (a NAM in a lookup): never logged, whatever LOG_LEVEL says.
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Maintenance mode (config.maintenance, docs/operations.md): search and viewing keep working; holds,
+# bookings, reschedules and cancellations pause on every channel; the APIs answer 503 with
+# Retry-After. On with MAINTENANCE_MODE=true (a deploy), or at run time with
+# ``manage.py maintenance on`` (a flag in Redis, read at most every few seconds by each process).
+MAINTENANCE_MODE = env.bool("MAINTENANCE_MODE", default=False)
+MAINTENANCE_RETRY_AFTER = env.int("MAINTENANCE_RETRY_AFTER", default=900)
+
+# The board's help desk (booking.helpdesk): lookups per staff member and window.
+RATE_LIMITS["helpdesk"] = env.str("RATE_LIMIT_HELPDESK", default="30/600")

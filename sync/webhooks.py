@@ -43,6 +43,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from config import metrics
+
 from . import feed
 from .audit import audit_record
 from .feed_bundle import history_bundle
@@ -359,6 +361,7 @@ def _post(endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[str, boo
 
 
 def _failed(sub: WebhookSubscription, *, now: dt.datetime, error: str, dead: bool = False) -> Delivery:
+    metrics.WEBHOOK_FAILURES.inc()
     sub.failures += 1
     sub.failing_since = sub.failing_since or now
     sub.last_attempt_at = now

@@ -43,7 +43,7 @@ from citizens.models import Citizen, Dependant
 from citizens.nam import NamError, parse_nam
 from citizens.selectors import citizen_care, dependants_of
 from citizens.services import citizen_identify
-from config import ratelimit
+from config import metrics, ratelimit
 
 from .auth import CitizenPrincipal, citizen_token_make
 from .errors import nam_error_message
@@ -527,6 +527,7 @@ class HoldCreateApi(APIView):
             hold = slot_hold(slot_id=slot_id, citizen=patient, to_reschedule=to_reschedule)
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(exc, citizen=patient, slot_id=slot_id) from exc
+        metrics.record_hold(Appointment.Channel.CITIZEN_API)
         notice = NOSHOW_NOTICE if noshow_reminder_due(citizen=patient) else None
         payload = {
             "hold_token": hold.token,

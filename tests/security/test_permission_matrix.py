@@ -116,6 +116,9 @@ MATRIX: list[Row] = [
     # Probes.
     GET("/healthz", everyone(200)),
     GET("/readyz", everyone(200)),
+    # Prometheus metrics: an allow-listed address (none here, see ``objects``) or the metrics token,
+    # which no persona holds (tests/ops/test_metrics.py tests both ways in).
+    GET("/metrics", everyone(404)),
     # The API description and its documentation page are public.
     GET("/api/schema/", but(200, emr_a=401, emr_b=401)),
     GET("/api/docs/", but(200, emr_a=401, emr_b=401)),
@@ -294,6 +297,8 @@ MATRIX: list[Row] = [
     GET("/liste-attente/{waitlist_a}/retirer/", everyone(405)),
     GET("/offre/{offer_token}/", everyone(200)),
     GET("/offre/not-a-token/", everyone(404)),
+    # The board's help desk: board administrators only (tests/ops/test_helpdesk.py for the lookups).
+    GET("/soutien/", but(302, guardian=403, admin_a=403, admin_b=403, board=200)),
     # A public slot: any identified citizen may hold it (the others are sent to identify), then
     # sees its confirmation page.
     POST("/plages/{slot}/retenir/", everyone(302)),
@@ -394,6 +399,8 @@ def objects(world, settings) -> Objects:
     # The feed's polling budget (one poll per interval) is tested in tests/sync; here both feed
     # endpoints are read one after the other.
     settings.SYNC_FEED_MIN_INTERVAL_SECONDS = 0
+    # The test client's loopback address is allow-listed for /metrics by default; not here.
+    settings.METRICS_ALLOWED_IPS = []
     web_a = ClinicFactory(name="Clinique A sans DME")
     ClinicMembership.objects.create(user=world.admin_a, clinic=web_a, role=ClinicMembership.Role.CLINIC_ADMIN)
     world.clinic_a.emr_product = "ClinIQ"
