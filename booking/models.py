@@ -322,7 +322,8 @@ class OutboxEvent(models.Model):
 class SearchMiss(models.Model):
     """A search that found nothing: unmet demand for provincial reporting. No personal data."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed: the reporting aggregation reads the misses recorded since its last run.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     path = models.CharField(max_length=10)
     reason = models.CharField(max_length=20, blank=True)
     fsa = models.CharField(max_length=3, blank=True)
@@ -406,3 +407,13 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"Reminder #{self.pk} {self.kind}/{self.channel} {self.state}"
+
+
+# Provincial reporting's summary tables (docs/metrics.md) live in their own module of this app.
+from .reporting.models import (  # noqa: E402,F401
+    ClinicActivity,
+    DemandWeek,
+    ReportAccess,
+    ReportingWatermark,
+    WeekStat,
+)

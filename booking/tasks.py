@@ -70,3 +70,12 @@ def reminders_schedule() -> int:
 def reminders_send() -> int:
     """Beat, every minute: send the due reminders; overlapping runs each claim different rows."""
     return reminders.reminders_send()
+
+
+@shared_task(ignore_result=True)
+def reporting_aggregate(full: bool = False) -> dict[str, int]:
+    """Beat, every few minutes: the reporting summary rows of the weeks touched since the last run
+    (docs/metrics.md); ``full`` (nightly) recomputes every week from the raw rows."""
+    from .reporting.aggregate import reporting_aggregate as aggregate
+
+    return aggregate(full=full)

@@ -160,6 +160,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=2),
         "options": {"expires": 10},
     },
+    # Provincial reporting (booking.reporting, docs/metrics.md): the weeks touched since the last run,
+    # and once a night every week from the raw rows; then the open-data files (SMART Scheduling Links).
+    "reporting-aggregate": {
+        "task": "booking.tasks.reporting_aggregate",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
+    "reporting-rebuild": {
+        "task": "booking.tasks.reporting_aggregate",
+        "schedule": timedelta(days=1),
+        "kwargs": {"full": True},
+    },
+    "opendata-publish": {
+        "task": "booking.tasks.opendata_publish",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 600},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
