@@ -79,3 +79,11 @@ def reporting_aggregate(full: bool = False) -> dict[str, int]:
     from .reporting.aggregate import reporting_aggregate as aggregate
 
     return aggregate(full=full)
+
+
+@shared_task(ignore_result=True)
+def opendata_publish() -> dict[str, int]:
+    """Beat, every 15 minutes: the SMART Scheduling Links files of free public slots."""
+    from .reporting.opendata import opendata_publish as publish
+
+    return publish()

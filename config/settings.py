@@ -373,6 +373,15 @@ REMINDER_MIN_LEAD_MINUTES = env.int("REMINDER_MIN_LEAD_MINUTES", default=120)
 REMINDER_BATCH = env.int("REMINDER_BATCH", default=100)
 REMINDER_MAX_BATCHES = env.int("REMINDER_MAX_BATCHES", default=50)
 
+# Provincial reporting (docs/metrics.md): an EMR clinic with no snapshot and no EMR change for this
+# many hours is listed under sync health. Open data (SMART Scheduling Links): files written by the
+# opendata_publish task into this directory, served with this Cache-Control max-age, listing free
+# public slots of the next OPENDATA_DAYS days.
+REPORTING_SYNC_STALE_HOURS = env.int("REPORTING_SYNC_STALE_HOURS", default=24)
+OPENDATA_ROOT = Path(env.str("OPENDATA_ROOT", default=str(VAR_DIR / "opendata")))
+OPENDATA_MAX_AGE = env.int("OPENDATA_MAX_AGE", default=300)
+OPENDATA_DAYS = env.int("OPENDATA_DAYS", default=30)
+
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {
     # Failed card checks: per address, and per card from one address (a stranger elsewhere cannot

@@ -5,13 +5,14 @@ takes its result and never widens it.
 """
 
 from collections.abc import Collection
+from datetime import datetime
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import F, Max, OuterRef, QuerySet, Subquery
 
 from booking.models import Appointment, Slot
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
-from .models import EmrClient, EmrClinicGrant
+from .models import AgendaSnapshot, EmrClient, EmrClinicGrant
 
 
 def clinic_ids_for_emr_client(client: EmrClient) -> set[int]:
@@ -101,3 +102,15 @@ def appointment_queryset(clinic_ids: Collection[int]) -> QuerySet[Appointment]:
             "updated_at",
         )
     )
+
+
+def last_snapshot_by_clinic(clinic_ids: Collection[int]) -> dict[int, datetime]:
+    """When each clinic's EMR last sent an agenda snapshot for any of its schedules: one of the two
+    signals of sync health on the analysts' dashboard (the other is booking's outbox)."""
+    rows = (
+        AgendaSnapshot.objects.filter(role__clinic_id__in=list(clinic_ids))
+        .values_list("role__clinic_id")
+        .annotate(at=Max("received_at"))
+        .order_by()
+    )
+    return dict(rows)

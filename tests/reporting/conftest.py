@@ -30,6 +30,7 @@ import pytest
 
 from booking.models import Appointment, Audience, Modality, Reason, SearchMiss, Slot, reasons_to_mask
 from booking.services import appointment_book, appointment_cancel, appointment_set_status
+from tests.clinics.conftest import client_as, world
 from tests.factories import CitizenFactory, ClinicFactory, RoleFactory, SlotFactory
 
 WEEK = date(2027, 2, 8)
@@ -119,4 +120,4 @@ def fixture_week(db) -> Fixture:
     return build_fixture_week()
 
 
-__all__ = ["WEEK", "Fixture", "Slot", "add_misses", "build_fixture_week"]
+__all__ = ["WEEK", "Fixture", "Slot", "add_misses", "build_fixture_week", "client_as", "world"]
