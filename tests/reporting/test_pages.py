@@ -240,3 +240,47 @@ def test_json_export_carries_no_personal_data(analyst_client, figures):
     for appointment in figures.appointments.values():
         assert appointment.citizen.nam not in body
         assert appointment.reference not in body
+
+
+def test_the_staff_home_links_the_dashboard_for_analysts_and_the_figures_for_clinic_admins(
+    analyst_client, client_as, world
+):
+    home = reverse("clinics:home")
+    assert reverse("reporting:dashboard") in analyst_client.get(home).content.decode()
+    admin_home = client_as("admin_a").get(home).content.decode()
+    assert reverse("clinic_figures", args=[world.clinic_a.pk]) in admin_home
+    assert reverse("reporting:dashboard") not in admin_home
+    receptionist_home = client_as("receptionist_a").get(home).content.decode()
+    assert reverse("clinic_figures", args=[world.clinic_a.pk]) not in receptionist_home
+
+
+def test_docs_metrics_uses_the_words_of_the_dashboard(analyst_client, figures):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    analyst_client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    page = analyst_client.get(reverse("reporting:dashboard"), WEEKS).content.decode().replace("&#x27;", "'")
+    for label in (
+        "Slots offered",
+        "Slots booked",
+        "Fill rate",
+        "Median lead time",
+        "90th percentile lead time",
+        "Appointments",
+        "Cancellations",
+        "No-show rate",
+        "Share of slots from the EMR",
+        "Searches without result",
+        "Waitlist length",
+        "Sync health",
+        "Slots offered by audience",
+        "Slots offered by reason accepted",
+        "Slots offered by modality",
+        "Slots offered by source (EMR or web agenda)",
+        "Appointments by booking channel",
+        "Cancellations by reason",
+        "Cancellations by timing",
+        "Cancellations by who cancelled",
+    ):
+        assert f"| {label} (" in doc, label
+        assert label in page, label
