@@ -15,12 +15,13 @@ nightly full run (``full=True``) recomputes everything.
 import logging
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
@@ -363,9 +364,38 @@ def _demand_weeks_since(since: datetime | None) -> set[date]:
     return found
 
 
+# Session advisory lock key: one aggregation at a time (a slow full run and the next beat tick would
+# otherwise both replace the same rows).
+LOCK_KEY = 0x5245504F  # "REPO"
+
+
+@contextmanager
+def _only_one_run() -> Iterator[bool]:
+    if connection.vendor != "postgresql":
+        yield True  # the SQLite demo runs tasks inline, one at a time
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+        got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+
+
 def reporting_aggregate(*, now: datetime | None = None, full: bool = False) -> dict[str, int]:
-    """One run: recompute what changed since the last run (everything on the first or a full run)."""
-    now = now or timezone.now()
+    """One run: recompute what changed since the last run (everything on the first or a full run).
+    A run that finds another one in progress does nothing (the next tick catches up)."""
+    with _only_one_run() as alone:
+        if not alone:
+            logger.info("reporting aggregation already running; skipped")
+            return {"clinic_weeks": 0, "demand_weeks": 0, "demand_rows": 0, "skipped": 1}
+        return _aggregate(now=now or timezone.now(), full=full)
+
+
+def _aggregate(*, now: datetime, full: bool) -> dict[str, int]:
     since = None if full else _watermark("outbox")
     if since is None:
         clinic_weeks = rebuild_all(now)

@@ -181,3 +181,21 @@ def test_unmet_demand_counts_searches_without_result_by_week_region_fsa_and_reas
         (WEEK + timedelta(days=7), None, "", "urgent"): 1,
     }
     assert all(d.waitlist_length is None for d in DemandWeek.objects.all())
+
+
+def test_a_run_that_finds_another_in_progress_does_nothing(fixture_week):
+    import psycopg
+    from django.db import connection
+
+    from booking.reporting.aggregate import LOCK_KEY
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
+        assert reporting_aggregate().get("skipped") == 1
+        assert not WeekStat.objects.exists()
+        other.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+    assert "skipped" not in reporting_aggregate()
+    assert WeekStat.objects.filter(clinic=fixture_week.clinic).exists()
