@@ -138,7 +138,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def export_json(request: HttpRequest) -> HttpResponse:
     form = FiltersForm(request.GET or None)
     if form.is_bound and not form.is_valid():
-        return HttpResponse(json.dumps({"errors": form.errors}), status=400, content_type="application/json")
+        return HttpResponse(
+            json.dumps({"errors": form.errors.get_json_data()}), status=400, content_type="application/json"
+        )
     f = form.filters()
     report_access_record(user=request.user, what="export.json", filters=f.as_dict())  # type: ignore[arg-type]
     body = json.dumps(

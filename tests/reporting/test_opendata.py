@@ -1,6 +1,7 @@
 """Open data in the SMART Scheduling Links format: the $bulk-publish manifest and its NDJSON files,
 written by the task (never per request), served with Cache-Control; free public slots only."""
 
+import io
 import json
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -148,3 +149,13 @@ def test_the_files_are_written_by_the_task_not_per_request(client, published):
 def test_nothing_is_served_before_the_first_publication(client, db):
     assert client.get("/donnees-ouvertes/$bulk-publish").status_code == 404
     assert client.get("/donnees-ouvertes/locations.ndjson").status_code == 404
+
+
+def test_the_refresh_command_aggregates_and_publishes(published, settings):
+    from django.core.management import call_command
+
+    from booking.models import WeekStat
+
+    call_command("reporting_refresh", "--full", stdout=io.StringIO())
+    assert WeekStat.objects.filter(clinic__isnull=True).exists()
+    assert (settings.OPENDATA_ROOT / "manifest.json").exists()

@@ -113,6 +113,15 @@ def test_a_reversed_week_range_is_refused_with_an_error_summary(analyst_client, 
     assert 'id="error-summary"' in response.content.decode()
 
 
+def test_exports_and_api_refuse_a_reversed_week_range(analyst_client, figures):
+    wrong = {"week_from": WEEKS["week_to"], "week_to": "2027-01-04"}
+    assert analyst_client.get(reverse("reporting:export_csv"), wrong).status_code == 400
+    response = analyst_client.get(reverse("reporting:export_json"), wrong)
+    assert response.status_code == 400
+    assert "week_to" in response.json()["errors"]
+    assert analyst_client.get("/api/v1/reporting/figures", wrong).status_code == 400
+
+
 def test_the_csv_export_has_the_same_figures_suppressed(analyst_client, analyst, figures):
     response = analyst_client.get(
         reverse("reporting:export_csv"), {**WEEKS, "clinic": figures.clinic.pk, "region": "06"}
