@@ -13,7 +13,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/v1/reporting/", include("booking.reporting.api_urls")),
+    path("api/reporting/v1/", include("booking.reporting.api_urls")),
     path("api/v1/", include("booking.api.urls")),
     path("fhir/r4/", include("sync.urls")),
     # Only the token endpoint: EMR clients use the client-credentials grant, nothing else.

@@ -7,7 +7,7 @@ role (the same gate as the dashboard). Read-only (GET); every call writes one ``
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -35,6 +35,10 @@ FILTER_PARAMETERS = [
         "week_to", OpenApiTypes.DATE, description="Last week (any day of it); 53 weeks at most."
     ),
 ]
+ERRORS = {
+    400: OpenApiResponse(description="A filter is not valid (for example the last week before the first)."),
+    403: OpenApiResponse(description="Not signed in, no second factor in this session, or not an analyst."),
+}
 SUPPRESSED_NOTE = (
     'Counts from 1 to 4, and the rates and lead times that would reveal them, are the string "<5".'
 )
@@ -88,7 +92,8 @@ class FiguresApi(_AnalystApi):
                     "unmet_demand": serializers.DictField(),
                     "sync_health": serializers.DictField(),
                 },
-            )
+            ),
+            **ERRORS,
         },
     )
     def get(self, request: Request) -> Response:
@@ -106,7 +111,8 @@ class RowsApi(_AnalystApi):
         responses={
             200: inline_serializer(
                 "ReportingRows", {"rows": serializers.ListField(child=serializers.DictField())}
-            )
+            ),
+            **ERRORS,
         },
     )
     def get(self, request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The analysts' API, mounted by config/urls.py at /api/v1/reporting/."""
+"""The analysts' API, mounted by config/urls.py at /api/reporting/v1/."""
 
 from django.urls import path
 

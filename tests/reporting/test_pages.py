@@ -119,7 +119,7 @@ def test_exports_and_api_refuse_a_reversed_week_range(analyst_client, figures):
     response = analyst_client.get(reverse("reporting:export_json"), wrong)
     assert response.status_code == 400
     assert "week_to" in response.json()["errors"]
-    assert analyst_client.get("/api/v1/reporting/figures", wrong).status_code == 400
+    assert analyst_client.get("/api/reporting/v1/figures", wrong).status_code == 400
 
 
 def test_the_csv_export_has_the_same_figures_suppressed(analyst_client, analyst, figures):
@@ -147,19 +147,36 @@ def test_the_csv_export_has_the_same_figures_suppressed(analyst_client, analyst,
 
 def test_the_json_export_and_the_api_answer_the_same(analyst_client, figures):
     export = analyst_client.get(reverse("reporting:export_json"), WEEKS).json()
-    api = analyst_client.get("/api/v1/reporting/figures", WEEKS).json()
+    api = analyst_client.get("/api/reporting/v1/figures", WEEKS).json()
     assert export == api
     assert export["figures"]["slots_offered"] == 11
     assert export["figures"]["lead_time_p90_hours"] == 240
     assert export["unmet_demand"]["total"] == 15
-    rows = analyst_client.get("/api/v1/reporting/rows", WEEKS).json()["rows"]
+    rows = analyst_client.get("/api/reporting/v1/rows", WEEKS).json()["rows"]
     assert [r["region"] for r in rows] == ["06"]
 
 
 def test_the_api_is_documented_in_the_openapi_schema(client):
-    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
-    assert "/api/v1/reporting/figures" in schema
-    assert "/api/v1/reporting/rows" in schema
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.validation import validate_schema
+
+    assert (
+        "/api/reporting/v1/figures"
+        in client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    )
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    validate_schema(schema)
+    for url in ("/api/reporting/v1/figures", "/api/reporting/v1/rows"):
+        operation = schema["paths"][url]["get"]
+        assert operation["security"] == [{"cookieAuth": []}]  # an analyst's session, never a citizen token
+        assert {"200", "400", "403"} <= set(operation["responses"])
+        assert {p["name"] for p in operation["parameters"]} >= {
+            "region",
+            "gmf",
+            "clinic",
+            "week_from",
+            "week_to",
+        }
 
 
 @pytest.mark.parametrize("persona", ["anonymous", "citizen_user", "admin_a", "board_admin"])
@@ -167,14 +184,14 @@ def test_only_analysts_open_the_dashboard_and_the_api(client_as, persona, figure
     client = client_as(persona)
     assert client.get(reverse("reporting:dashboard")).status_code in (302, 403)
     assert client.get(reverse("reporting:export_csv")).status_code in (302, 403)
-    assert client.get("/api/v1/reporting/figures").status_code == 403
+    assert client.get("/api/reporting/v1/figures").status_code == 403
     assert not ReportAccess.objects.exists()
 
 
 def test_an_analyst_without_a_second_factor_in_this_session_is_refused_by_the_api(analyst, figures):
     client = Client()
     client.force_login(analyst)
-    assert client.get("/api/v1/reporting/figures").status_code == 403
+    assert client.get("/api/reporting/v1/figures").status_code == 403
 
 
 # --- sync health ---------------------------------------------------------------------------------

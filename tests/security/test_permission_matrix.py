@@ -209,8 +209,8 @@ MATRIX: list[Row] = [
     GET("/analyses/", but(302, admin_a=403, admin_b=403, board=403)),
     GET("/analyses/export.csv", but(302, admin_a=403, admin_b=403, board=403)),
     GET("/analyses/export.json", but(302, admin_a=403, admin_b=403, board=403)),
-    GET("/api/v1/reporting/figures", everyone(403)),
-    GET("/api/v1/reporting/rows", everyone(403)),
+    GET("/api/reporting/v1/figures", everyone(403)),
+    GET("/api/reporting/v1/rows", everyone(403)),
     # A clinic's own figures beside its region's: the clinic's administrator only.
     GET("/clinique/{clinic_a}/indicateurs/", but(302, admin_a=200, admin_b=404, board=404)),
     # Open data (SMART Scheduling Links): public files, written by a task in the fixture below.
