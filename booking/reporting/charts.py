@@ -34,11 +34,14 @@ class BarChart:
     bar_height: int
 
 
-def bar_chart(title: str, items: list[tuple[str, Any]], *, unit: str = "") -> BarChart:
-    """Horizontal bars, longest for the largest value. ``items`` are (label, value); a value that is
-    not a number (``"<5"``, None) is drawn without a bar and labelled as is."""
+def bar_chart(
+    title: str, items: list[tuple[str, Any]], *, unit: str = "", maximum: float | None = None
+) -> BarChart:
+    """Horizontal bars, the full width standing for ``maximum`` (percentages: 100) or else for the
+    largest value. ``items`` are (label, value); a value that is not a number (``"<5"``, None) is
+    drawn without a bar and labelled as is."""
     numbers = [v for _, v in items if isinstance(v, int | float)]
-    top = max(numbers, default=0) or 1
+    top = maximum or max(numbers, default=0) or 1
     span = WIDTH - LABEL_WIDTH - VALUE_WIDTH - 10
     bars = []
     for i, (label, value) in enumerate(items):

@@ -113,6 +113,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         _("Fill rate by week"),
         [(w["week"].strftime("%Y-%m-%d"), w["fill_rate"]) for w in d.weeks],
         unit=" %",
+        maximum=100,
     )
     audience_chart = bar_chart(
         _("Slots offered by audience"),
