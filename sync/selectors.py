@@ -4,7 +4,7 @@
 takes its result and never widens it.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from django.db.models import F, Max, OuterRef, QuerySet, Subquery
@@ -104,11 +104,12 @@ def appointment_queryset(clinic_ids: Collection[int]) -> QuerySet[Appointment]:
     )
 
 
-def last_snapshot_by_clinic(clinic_ids: Collection[int]) -> dict[int, datetime]:
+def last_snapshot_by_clinic(clinic_ids: Iterable[int]) -> dict[int, datetime]:
     """When each clinic's EMR last sent an agenda snapshot for any of its schedules: one of the two
-    signals of sync health on the analysts' dashboard (the other is booking's outbox)."""
+    signals of sync health on the analysts' dashboard (the other is booking's outbox). ``clinic_ids``
+    may be a queryset of ids (a subquery)."""
     rows = (
-        AgendaSnapshot.objects.filter(role__clinic_id__in=list(clinic_ids))
+        AgendaSnapshot.objects.filter(role__clinic_id__in=clinic_ids)
         .values_list("role__clinic_id")
         .annotate(at=Max("received_at"))
         .order_by()

@@ -5,6 +5,7 @@ every figure the same way.
 """
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 
 # Lead time (booking → appointment start) in whole hours, binned: one bin per hour below 48 hours,
@@ -34,8 +35,7 @@ def empty_hist() -> list[int]:
 
 
 def hist_add(total: list[int], other: Sequence[int]) -> list[int]:
-    for i, count in enumerate(other):
-        total[i] += count
+    total[:] = map(operator.add, total, other)
     return total
 
 

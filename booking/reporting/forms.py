@@ -45,7 +45,13 @@ class WeeksForm(AccessibleFormMixin, forms.Form):
 class FiltersForm(WeeksForm):
     field_order = ["region", "gmf", "clinic", "week_from", "week_to"]
     region = forms.ChoiceField(label=_("Health region"), required=False)
-    gmf = forms.TypedChoiceField(label=_("GMF"), required=False, coerce=int, empty_value=None)
+    gmf = forms.TypedChoiceField(
+        label=_("GMF"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        help_text=_("The list shows the GMFs of the region chosen."),
+    )
     clinic = forms.TypedChoiceField(
         label=_("Clinic"),
         required=False,
@@ -60,19 +66,26 @@ class FiltersForm(WeeksForm):
         cast(forms.ChoiceField, self.fields["region"]).choices = all_regions + [
             (code, f"{code} {name}") for code, name in Region.objects.values_list("code", "name_fr")
         ]
+        # GMFs and clinics are listed once a region or GMF narrows them (the province has hundreds of
+        # GMFs and thousands of clinics); an id given alone (a bookmark, the API) stays valid.
         region = self.data.get("region") or ""
-        gmfs = Gmf.objects.order_by("name")
-        if region:
-            gmfs = gmfs.filter(region_id=region)
-        cast(forms.ChoiceField, self.fields["gmf"]).choices = [("", _("All GMFs"))] + list(
-            gmfs.values_list("pk", "name")
-        )
         gmf = self.data.get("gmf") or ""
+        clinic = self.data.get("clinic") or ""
+        gmfs = Gmf.objects.none()
+        if region:
+            gmfs = Gmf.objects.filter(region_id=region)
+        elif gmf.isdigit():
+            gmfs = Gmf.objects.filter(pk=int(gmf))
+        cast(forms.ChoiceField, self.fields["gmf"]).choices = [("", _("All GMFs"))] + list(
+            gmfs.order_by("name").values_list("pk", "name")
+        )
         clinics = Clinic.objects.none()
         if gmf.isdigit():
             clinics = Clinic.objects.filter(gmf_id=int(gmf))
         elif region:
             clinics = Clinic.objects.filter(region_id=region)
+        elif clinic.isdigit():
+            clinics = Clinic.objects.filter(pk=int(clinic))
         cast(forms.ChoiceField, self.fields["clinic"]).choices = [("", _("All clinics"))] + list(
             clinics.order_by("name").values_list("pk", "name")
         )

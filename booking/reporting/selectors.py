@@ -8,7 +8,7 @@ as "<5"), so that no page, export or API can forget it.
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +25,6 @@ from .figures import (
     empty_hist,
     hist_add,
     is_small,
-    merge_counts,
     percentile_hours,
     rate,
     suppress_count,
@@ -91,7 +90,9 @@ class Totals:
         for name in SUMMED:
             setattr(self, name, getattr(self, name) + getattr(row, name))
         for name in MAPS:
-            self.maps[name] = merge_counts([self.maps[name], getattr(row, name)])
+            counts = self.maps[name]
+            for key, n in getattr(row, name).items():
+                counts[key] = counts.get(key, 0) + n
         hist_add(self.lead_hist, row.lead_hist)
 
 
@@ -291,7 +292,7 @@ def emr_clinics_in_scope(f: Filters) -> QuerySet[Clinic]:
     return clinics
 
 
-def last_emr_change_by_clinic(clinic_ids: Sequence[int]) -> dict[int, datetime]:
+def last_emr_change_by_clinic(clinic_ids: Iterable[int]) -> dict[int, datetime]:
     return dict(
         ClinicActivity.objects.filter(clinic_id__in=clinic_ids).values_list("clinic_id", "last_emr_change_at")
     )
@@ -309,8 +310,9 @@ def sync_health(
 ) -> SyncHealth:
     """EMR clinics whose EMR has not synchronized (sent a snapshot or changed a slot or appointment)
     for ``stale_after_hours``; ``last_snapshot`` comes from sync's selectors, read by the page."""
-    clinics = list(emr_clinics_in_scope(f).values_list("pk", "name", "region_id"))
-    changes = last_emr_change_by_clinic([pk for pk, _n, _r in clinics])
+    scope = emr_clinics_in_scope(f)
+    clinics = list(scope.values_list("pk", "name", "region_id"))
+    changes = last_emr_change_by_clinic(scope.values_list("pk", flat=True))
     cutoff = now - timedelta(hours=stale_after_hours)
     stale = []
     for pk, name, region in clinics:

@@ -7,7 +7,7 @@ read through sync's selectors, as a page that shows sync state must (docs/ARCHIT
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -49,7 +49,7 @@ def analyst_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return staff_required(wrapper)
 
 
-def sync_last_snapshot(clinic_ids: list[int]) -> dict[int, datetime]:
+def sync_last_snapshot(clinic_ids: Iterable[int]) -> dict[int, datetime]:
     # A page that shows sync state reads it through sync's selectors (docs/ARCHITECTURE.md). Imported
     # here, in the page, so that the booking app never depends on sync at import time.
     from sync.selectors import last_snapshot_by_clinic
@@ -58,7 +58,8 @@ def sync_last_snapshot(clinic_ids: list[int]) -> dict[int, datetime]:
 
 
 def _sync_health(f: selectors.Filters) -> selectors.SyncHealth:
-    clinic_ids = list(selectors.emr_clinics_in_scope(f).values_list("pk", flat=True))
+    # A subquery, not a list of ids: the province has about two thousand clinics.
+    clinic_ids = selectors.emr_clinics_in_scope(f).values_list("pk", flat=True)
     return selectors.sync_health(
         f,
         last_snapshot=sync_last_snapshot(clinic_ids),
