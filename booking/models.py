@@ -332,7 +332,8 @@ class OutboxEvent(models.Model):
 class SearchMiss(models.Model):
     """A search that found nothing: unmet demand for provincial reporting. No personal data."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed: the reporting aggregation reads the misses recorded since its last run.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     path = models.CharField(max_length=10)
     reason = models.CharField(max_length=20, blank=True)
     fsa = models.CharField(max_length=3, blank=True)
@@ -448,6 +449,14 @@ class HelpdeskLookup(models.Model):
         return f"Help desk lookup #{self.pk} by user #{self.user_id} ({self.by})"
 
 
-# The waitlist's models live in their own module (docs/waitlist.md); imported here so that Django
-# registers them with the booking app and ``booking.models`` names every booking model.
+# The waitlist's (docs/waitlist.md) and provincial reporting's (docs/metrics.md) models live in
+# their own modules; imported here so that Django registers them with the booking app and
+# ``booking.models`` names every booking model.
+from .reporting.models import (  # noqa: E402,F401
+    ClinicActivity,
+    DemandWeek,
+    ReportAccess,
+    ReportingWatermark,
+    WeekStat,
+)
 from .waitlist.models import WaitlistOffer, WaitlistRequest  # noqa: E402, F401

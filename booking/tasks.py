@@ -104,3 +104,20 @@ def retention_apply() -> None:
     """Beat, daily: Law 25 retention (booking.services.retention, docs/privacy.md)."""
     report = retention_apply_service(now=timezone.now())
     logger.info("retention applied", extra=vars(report))
+
+
+@shared_task(ignore_result=True)
+def reporting_aggregate(full: bool = False) -> dict[str, int]:
+    """Beat, every few minutes: the reporting summary rows of the weeks touched since the last run
+    (docs/metrics.md); ``full`` (nightly) recomputes every week from the raw rows."""
+    from .reporting.aggregate import reporting_aggregate as aggregate
+
+    return aggregate(full=full)
+
+
+@shared_task(ignore_result=True)
+def opendata_publish() -> dict[str, int]:
+    """Beat, every 15 minutes: the SMART Scheduling Links files of free public slots."""
+    from .reporting.opendata import opendata_publish as publish
+
+    return publish()

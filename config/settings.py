@@ -192,6 +192,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=2),
         "options": {"expires": 10},
     },
+    # Provincial reporting (booking.reporting, docs/metrics.md): the weeks touched since the last run,
+    # and once a night every week from the raw rows; then the open-data files (SMART Scheduling Links).
+    "reporting-aggregate": {
+        "task": "booking.tasks.reporting_aggregate",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
+    "reporting-rebuild": {
+        "task": "booking.tasks.reporting_aggregate",
+        "schedule": timedelta(days=1),
+        "kwargs": {"full": True},
+    },
+    "opendata-publish": {
+        "task": "booking.tasks.opendata_publish",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 600},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -409,6 +426,14 @@ WAITLIST_LOOKBACK_SECONDS = env.int("WAITLIST_LOOKBACK_SECONDS", default=15 * 60
 WAITLIST_MAX_SLOTS_PER_RUN = env.int("WAITLIST_MAX_SLOTS_PER_RUN", default=2000)
 # Offers are made only 8:00–21:00 clinic time (slots freed at night are offered from 8:00).
 WAITLIST_QUIET_HOURS = env.bool("WAITLIST_QUIET_HOURS", default=True)
+# Provincial reporting (docs/metrics.md): an EMR clinic with no snapshot and no EMR change for this
+# many hours is listed under sync health. Open data (SMART Scheduling Links): files written by the
+# opendata_publish task into this directory, served with this Cache-Control max-age, listing free
+# public slots of the next OPENDATA_DAYS days.
+REPORTING_SYNC_STALE_HOURS = env.int("REPORTING_SYNC_STALE_HOURS", default=24)
+OPENDATA_ROOT = Path(env.str("OPENDATA_ROOT", default=str(VAR_DIR / "opendata")))
+OPENDATA_MAX_AGE = env.int("OPENDATA_MAX_AGE", default=300)
+OPENDATA_DAYS = env.int("OPENDATA_DAYS", default=30)
 
 # Rate limits: "count/seconds" per key. Benchmarks raise them through this one setting.
 RATE_LIMITS = {

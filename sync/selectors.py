@@ -4,15 +4,16 @@
 takes its result and never widens it.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from datetime import datetime
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, Max, OuterRef, QuerySet, Subquery
 
 from booking.models import Appointment, Slot
 from citizens.models import Citizen
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
-from .models import EmrClient, EmrClinicGrant
+from .models import AgendaSnapshot, EmrClient, EmrClinicGrant
 
 
 def clinic_ids_for_emr_client(client: EmrClient) -> set[int]:
@@ -124,3 +125,16 @@ def patient_for_nam(clinic_ids: Collection[int], nam: str) -> Citizen | None:
         .only("id", "nam", "first_name", "last_name", "birth_date")
         .first()
     )
+
+
+def last_snapshot_by_clinic(clinic_ids: Iterable[int]) -> dict[int, datetime]:
+    """When each clinic's EMR last sent an agenda snapshot for any of its schedules: one of the two
+    signals of sync health on the analysts' dashboard (the other is booking's outbox). ``clinic_ids``
+    may be a queryset of ids (a subquery)."""
+    rows = (
+        AgendaSnapshot.objects.filter(role__clinic_id__in=clinic_ids)
+        .values_list("role__clinic_id")
+        .annotate(at=Max("received_at"))
+        .order_by()
+    )
+    return dict(rows)

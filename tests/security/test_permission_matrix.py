@@ -32,6 +32,7 @@ from django.utils import timezone
 from booking.api.auth import citizen_token_make
 from booking.models import Reason
 from booking.notifications import cancel_token_make
+from booking.reporting.opendata import opendata_publish
 from booking.services import appointment_book
 from booking.waitlist.offers import waitlist_offer_next
 from booking.waitlist.services import waitlist_request_create
@@ -269,6 +270,19 @@ MATRIX: list[Row] = [
     GET("/gestion/logout/", everyone(302)),
     GET("/gestion/auth/", everyone(302)),
     GET("/gestion/nothing-here/", everyone(302)),
+    # Provincial reporting (booking/reporting): analysts only (tests/reporting/test_pages.py signs one
+    # in); clinic staff and the board administrator hold no analyst role (403). The analysts' API
+    # takes a session only: a citizen's or an EMR's bearer token is no analyst (403).
+    GET("/analyses/", but(302, guardian=403, admin_a=403, admin_b=403, board=403)),
+    GET("/analyses/export.csv", but(302, guardian=403, admin_a=403, admin_b=403, board=403)),
+    GET("/analyses/export.json", but(302, guardian=403, admin_a=403, admin_b=403, board=403)),
+    GET("/api/reporting/v1/figures", everyone(403)),
+    GET("/api/reporting/v1/rows", everyone(403)),
+    # A clinic's own figures beside its region's: the clinic's administrator only.
+    GET("/clinique/{clinic_a}/indicateurs/", but(302, guardian=403, admin_a=200, admin_b=404, board=404)),
+    # Open data (SMART Scheduling Links): public files, written by a task in the fixture below.
+    GET("/donnees-ouvertes/$bulk-publish", everyone(200)),
+    GET("/donnees-ouvertes/nothing-here.ndjson", everyone(404)),
     # Citizen pages.
     GET("/", everyone(200)),
     GET("/identification/", everyone(200)),
@@ -395,12 +409,13 @@ class Objects:
 
 
 @pytest.fixture
-def objects(world, settings) -> Objects:
+def objects(world, settings, tmp_path) -> Objects:
     # The feed's polling budget (one poll per interval) is tested in tests/sync; here both feed
     # endpoints are read one after the other.
     settings.SYNC_FEED_MIN_INTERVAL_SECONDS = 0
     # The test client's loopback address is allow-listed for /metrics by default; not here.
     settings.METRICS_ALLOWED_IPS = []
+    settings.OPENDATA_ROOT = tmp_path / "opendata"
     web_a = ClinicFactory(name="Clinique A sans DME")
     ClinicMembership.objects.create(user=world.admin_a, clinic=web_a, role=ClinicMembership.Role.CLINIC_ADMIN)
     world.clinic_a.emr_product = "ClinIQ"
@@ -436,6 +451,7 @@ def objects(world, settings) -> Objects:
         reason=Reason.CHILD,
         channel="portal",
     )
+    opendata_publish()
     emr = {}
     for name, product, clinic, role in (
         ("emr_a", "Vendeur A|ClinIQ", world.clinic_a, world.role_a),
