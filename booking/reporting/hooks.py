@@ -1,12 +1,17 @@
-"""Hooks for figures whose source is not built yet.
+"""Figures whose source lives in another part of booking.
 
-``waitlist_length_by_region``: the waitlist work (issue 5) replaces this body with a count of the
-people waiting, per region code, at the end of ``week``. Until then it returns None and the
-dashboard shows the figure as "not available yet" (``DemandWeek.waitlist_length`` stays empty).
+``waitlist_length_by_region``: the people waiting on the waitlist (booking.waitlist) at the end of
+``week`` (or now, for the current week), per health region code.
 """
 
 from datetime import date
 
+from django.utils import timezone
+
 
 def waitlist_length_by_region(*, week: date) -> dict[str, int] | None:
-    return None
+    from ..waitlist.selectors import waitlist_length_at
+    from .aggregate import DEMAND_TZ, week_bounds
+
+    _start, end = week_bounds(week, DEMAND_TZ)
+    return waitlist_length_at(min(end, timezone.now()))

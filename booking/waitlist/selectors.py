@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from citizens.models import Citizen
@@ -67,6 +67,20 @@ def waitlist_active_count(
     if path:
         qs = qs.filter(path=path)
     return qs.count()
+
+
+def waitlist_length_at(at: datetime) -> dict[str, int]:
+    """People waiting at ``at``, per health region code (provincial reporting's waitlist length): a
+    request counts from its creation until it ended (fulfilled, withdrawn) or its window closed.
+    Requests with no region (an area outside the FSA table) are not counted; no personal data."""
+    rows = (
+        WaitlistRequest.objects.filter(created_at__lte=at, expires_at__gt=at, region__isnull=False)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
+        .values_list("region_id")
+        .annotate(people=Count("citizen_id", distinct=True))
+        .order_by()
+    )
+    return dict(rows)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from booking.models import Appointment, OutboxEvent, Reason, ReportingWatermark, Slot, WeekStat
-from booking.reporting.aggregate import reporting_aggregate, week_of
+from booking.reporting.aggregate import DEMAND_TZ, reporting_aggregate, week_of
 from booking.reporting.figures import LEAD_BINS, percentile_hours
 from booking.services import appointment_book, appointment_cancel, slot_withdraw
 from clinics.models import Region
@@ -199,3 +199,23 @@ def test_a_run_that_finds_another_in_progress_does_nothing(fixture_week):
         other.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
     assert "skipped" not in reporting_aggregate()
     assert WeekStat.objects.filter(clinic=fixture_week.clinic).exists()
+
+
+def test_the_waitlist_length_counts_the_people_waiting_per_region():
+    from booking.models import DemandWeek
+    from booking.waitlist.services import waitlist_request_create, waitlist_request_withdraw
+    from tests.factories import FsaFactory
+
+    fsa = FsaFactory()
+    today = timezone.localdate()
+    waiting = CitizenFactory(first_name="Anne")
+    gave_up = CitizenFactory(first_name="Paul", birth_date=datetime(1970, 5, 5).date())
+    for citizen in (waiting, gave_up):
+        waitlist_request_create(
+            citizen=citizen, path="near", reason=Reason.FOLLOW_UP, date_from=today, date_to=today, fsa="H2X"
+        )
+    withdrawn = gave_up.waitlist_requests.get()
+    waitlist_request_withdraw(citizen=gave_up, request_id=withdrawn.pk)
+    reporting_aggregate()
+    rows = DemandWeek.objects.filter(week=week_of(timezone.now(), DEMAND_TZ), waitlist_length__isnull=False)
+    assert {(d.region_id, d.waitlist_length) for d in rows} == {(fsa.region_id, 1)}
