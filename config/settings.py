@@ -351,6 +351,7 @@ OAUTH2_PROVIDER = {
     "SCOPES": SYNC_SCOPES,
     "SCOPES_BACKEND_CLASS": "sync.oauth.EmrClientScopes",
     "OAUTH2_VALIDATOR_CLASS": "sync.oauth.EmrClientValidator",
+    "OAUTH2_BACKEND_CLASS": "sync.oauth.FormBodyOAuthLibCore",
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("SYNC_TOKEN_SECONDS", default=3600),
     # Client secrets are hashed at rest (DOT's default, kept explicit); access tokens are stored as
     # checksums only; tokens in query strings, the implicit and password grants are refused.

@@ -1,5 +1,6 @@
 """django-oauth-toolkit hooks: only active EMR clients get tokens, and only their own scopes."""
 
+from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import SettingsScopes
 
@@ -40,3 +41,19 @@ class EmrClientValidator(OAuth2Validator):
         if not super().authenticate_client(request, *args, **kwargs):
             return False
         return _emr_client(request.client) is not None
+
+
+class FormBodyOAuthLibCore(OAuthLibCore):
+    """django-oauth-toolkit's backend, reading a request's body only when it is a form.
+
+    The token endpoint's parameters come as a form; a FHIR resource's JSON body never carries OAuth
+    parameters. Read here, during authentication, it was parsed before the view's own parser and
+    under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) instead of the endpoint's limit: a
+    10,000-slot agenda snapshot (about 4 MB, within its 16 MB) was refused with 413.
+    """
+
+    def extract_body(self, request):
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            return ""
+        return super().extract_body(request)

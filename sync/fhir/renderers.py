@@ -27,8 +27,13 @@ class PlainJSONRenderer(FhirJSONRenderer):
     format = "json"
 
 
-class FhirJSONParser(parsers.JSONParser):
-    """A FHIR resource: one JSON object with a ``resourceType`` (400 ``structure`` otherwise)."""
+class FhirJSONParser(parsers.BaseParser):
+    """A FHIR resource: one JSON object with a ``resourceType`` (400 ``structure`` otherwise).
+
+    Not a DRF ``JSONParser``: DRF reads those through ``request.body``, under Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), whatever the endpoint's own limit; this one reads the
+    stream itself, bounded by ``max_bytes`` (1 MB; an agenda snapshot's 16 MB).
+    """
 
     media_type = FHIR_JSON
     max_bytes = MAX_BODY_BYTES
