@@ -50,6 +50,7 @@ def bench_run(tmp_path_factory):
         "BENCH_SEARCH_PLAN": str(out / "search-plan.md"),
         "BENCH_REDIS_URL": os.environ.get("BENCH_SMOKE_REDIS_URL", "redis://127.0.0.1:6379/14"),
         "BENCH_PGBENCH_SECONDS": "1",
+        "BENCH_PGBENCH_TRANSACTIONS": "50",
         "BENCH_PGBENCH_POOL": "200",
         "BENCH_PGBENCH_CLIENTS": "2",
         "BENCH_INPROCESS_SECONDS": "1",
