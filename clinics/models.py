@@ -2,7 +2,9 @@
 
 import zoneinfo
 from datetime import timedelta
+from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
@@ -486,3 +488,91 @@ class StaffInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"Staff invitation #{self.pk} ({self.role})"
+
+
+class PrivacyIncident(models.Model):
+    """One entry of the confidentiality-incident register (Law 25, art. 3.5 to 3.8), kept by the board.
+
+    Describes the incident, never the people: no names, card numbers or contact details here, only
+    categories and an approximate count. The board records whether there is a risk of serious
+    injury (art. 3.7) and its notification decisions; every create and change is audited.
+    """
+
+    class Category(models.TextChoices):
+        IDENTITY = "identity", _("Identity")
+        HEALTH_CARD = "health_card", _("Health card number")
+        CONTACT = "contact", _("Contact details")
+        APPOINTMENT = "appointment", _("Appointment details")
+        HEALTH = "health", _("Health information")
+        OTHER = "other", _("Other")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+
+    occurred_at = models.DateTimeField(_("occurred at"))
+    discovered_at = models.DateTimeField(_("discovered at"))
+    reported_by_role = models.CharField(
+        _("reported by (role)"), max_length=200, help_text=_("A role, not a name.")
+    )
+    description = models.TextField(_("description"))
+    categories = ArrayField(
+        models.CharField(max_length=20, choices=Category.choices),
+        verbose_name=_("categories of personal information"),
+    )
+    people_affected = models.PositiveIntegerField(_("approximate number of people affected"))
+    serious_injury_risk = models.BooleanField(_("risk of serious injury"))
+    risk_reasoning = models.TextField(_("risk assessment reasoning"))
+    cai_notified = models.BooleanField(_("Commission d'accès à l'information notified"), default=False)
+    cai_notified_on = models.DateField(_("date the Commission was notified"), null=True, blank=True)
+    persons_notified = models.BooleanField(_("persons concerned notified"), default=False)
+    persons_notified_on = models.DateField(
+        _("date the persons concerned were notified"), null=True, blank=True
+    )
+    measures = models.TextField(_("measures taken"), blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_by = models.ForeignKey(
+        "citizens.User", on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-discovered_at"]
+        verbose_name = _("privacy incident")
+        verbose_name_plural = _("privacy incidents")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(discovered_at__gte=models.F("occurred_at")),
+                name="privacyincident_discovered_after_occurred",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cai_notified=True) | models.Q(cai_notified_on__isnull=True),
+                name="privacyincident_cai_date_needs_notified",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(persons_notified=True) | models.Q(persons_notified_on__isnull=True),
+                name="privacyincident_persons_date_needs_notified",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "closed"]), name="privacyincident_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Privacy incident #{self.pk} ({self.status})"
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.occurred_at and self.discovered_at and self.discovered_at < self.occurred_at:
+            errors["discovered_at"] = _("An incident cannot be discovered before it happened.")
+        if self.cai_notified_on and not self.cai_notified:
+            errors["cai_notified_on"] = _(
+                "A notification date needs “Commission d'accès à l'information notified” checked."
+            )
+        if self.persons_notified_on and not self.persons_notified:
+            errors["persons_notified_on"] = _(
+                "A notification date needs “persons concerned notified” checked."
+            )
+        if errors:
+            raise ValidationError(errors)
