@@ -1,5 +1,6 @@
-"""The admin site at /gestion/: staff accounts (``is_staff``, as before) that are also active board
-administrators and proved their second factor in this session (``clinics.access``).
+"""The admin site at /gestion/: active board administrators who proved their second factor in this
+session (``clinics.access``); Django's ``is_staff`` flag is neither needed nor enough (no page sets it,
+and it says nothing about the board role or the second factor).
 
 Django's own admin sign-in checks a password only: a session opened there never proves a second
 factor, so it never opens the admin. Board administrators sign in through allauth (password and
@@ -30,6 +31,4 @@ class BoardAdminSite(admin.AdminSite):
     site_title = _("Board administration")
 
     def has_permission(self, request: HttpRequest) -> bool:
-        return bool(
-            request.user.is_active and request.user.is_staff and board_admin_with_second_factor(request)
-        )
+        return bool(request.user.is_active and board_admin_with_second_factor(request))

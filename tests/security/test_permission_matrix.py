@@ -265,11 +265,12 @@ MATRIX: list[Row] = [
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/presence/", everyone(405)),
-    # Django's admin: nobody here is is_staff. The regex routes; the rest are in ``admin_rows``.
-    GET("/gestion/login/", everyone(200)),
-    GET("/gestion/logout/", everyone(302)),
-    GET("/gestion/auth/", everyone(302)),
-    GET("/gestion/nothing-here/", everyone(302)),
+    # Django's admin (the board's register of privacy incidents): board administrators who proved
+    # their second factor; everyone else is sent to its sign-in. The rest are in ``admin_rows``.
+    GET("/gestion/login/", but(200, board=302)),  # already in: sent on to the index
+    GET("/gestion/logout/", but(302, board=405)),  # signing out is a POST
+    GET("/gestion/auth/", but(302, board=404)),  # no model of that app is theirs
+    GET("/gestion/nothing-here/", but(302, board=404)),
     # Provincial reporting (booking/reporting): analysts only (tests/reporting/test_pages.py signs one
     # in); clinic staff and the board administrator hold no analyst role (403). The analysts' API
     # takes a session only: a citizen's or an EMR's bearer token is no analyst (403).
