@@ -280,6 +280,9 @@ if not SITE_URL:
 # Security. Production values are the defaults; the demo relaxes only what plain HTTP needs.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and the metrics scraper call the web processes directly over HTTP (behind the TLS proxy):
+# redirecting them to https would make them fail. Nothing personal is served on these paths.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True

@@ -53,3 +53,11 @@ def test_production_settings_refuse_to_start_without_e_mail_or_site_url():
         result = _run("check", env=env)
         assert result.returncode != 0
         assert f"{missing} must be set" in result.stderr
+
+
+def test_probes_and_metrics_are_not_redirected_to_https_but_pages_are(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code in (200, 503)  # answered here, whatever the database
+    assert client.get("/metrics").status_code != 301
+    assert client.get("/").status_code == 301
