@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from booking_common import BENCH_ENV, ROOT, _cursor, django_setup, machine, percentiles, write_json  # noqa: E402
+from booking_http import vm_hwm_mib  # noqa: E402
 
 BENCH_ENV["SYNC_WEBHOOK_ALLOW_LOOPBACK"] = "true"
 BENCH_ENV["SYNC_API_RATE"] = "1000000/m"
@@ -176,16 +177,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-def vm_hwm_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
 
 
 def process_tree(pid: int) -> list[int]:
