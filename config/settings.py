@@ -1,8 +1,9 @@
 """One environment-driven settings module.
 
-With no configuration it runs the embedded demo (SQLite file, tasks inline, console e-mail,
-local-memory cache). In production every value comes from the environment; half-configured
-integrations fail loudly at start-up rather than quietly at the first request.
+With DJANGO_DEBUG=true and nothing else it runs the embedded demo (SQLite file, tasks inline, console
+e-mail, local-memory cache). In production every value comes from the environment; a missing
+required variable (SECRET_KEY, DATABASE_URL, REDIS_URL, EMAIL_URL, SITE_URL) or a half-configured
+integration fails loudly at start-up rather than quietly at the first request.
 """
 
 from datetime import timedelta
@@ -99,7 +100,19 @@ TEMPLATES = [
     },
 ]
 
+
+def _required_in_production(name: str, example: str) -> None:
+    """The embedded demo's fallbacks (a SQLite file, tasks run inline) must never serve production
+    quietly: without DJANGO_DEBUG the variable is required."""
+    if not DEBUG and not env.str(name, default=""):
+        raise ImproperlyConfigured(
+            f"{name} must be set when DJANGO_DEBUG is off ({example}); see docs/operations.md, "
+            '"Settings". Only the demo (DJANGO_DEBUG=true) runs without it.'
+        )
+
+
 # Database: PostgreSQL in production and in every test; a SQLite file for the embedded demo.
+_required_in_production("DATABASE_URL", "postgres://user:password@host:5432/rdv")
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'demo.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
@@ -114,6 +127,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "citizens.User"
 
 # Redis: Celery broker, cache and shared rate-limit counters. Without it the demo runs tasks inline.
+_required_in_production("REDIS_URL", "redis://host:6379/0")
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {

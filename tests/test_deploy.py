@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PRODUCTION_ENV = {
@@ -53,6 +55,38 @@ def test_production_settings_refuse_to_start_without_e_mail_or_site_url():
         result = _run("check", env=env)
         assert result.returncode != 0
         assert f"{missing} must be set" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "REDIS_URL"])
+def test_production_settings_refuse_to_start_without_the_database_or_redis(missing):
+    """Without them the demo's fallbacks (a SQLite file under var/, tasks run inline with a cache per
+    process) would serve production quietly."""
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
+    result = _run("check", env=env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"{missing} must be set when DJANGO_DEBUG is off" in result.stderr
+    assert "docs/operations.md" in result.stderr
+    # Given as a file (Docker/Kubernetes secrets), it counts as set.
+    assert (
+        _run("check", env={**env, f"{missing}_FILE": "/nonexistent"}).stderr.count(
+            f"{missing}_FILE: cannot read"
+        )
+        == 1
+    )
+
+
+def test_the_demo_still_starts_with_no_configuration_at_all():
+    """`make run` sets only DJANGO_DEBUG=true: the embedded SQLite file and inline tasks."""
+    shown = _run(
+        "shell",
+        "-c",
+        "from django.conf import settings as s;"
+        " print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER)",
+        env={"DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "true"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1].split() == ["django.db.backends.sqlite3", "True"]
 
 
 def test_probes_and_metrics_are_not_redirected_to_https_but_pages_are(client, settings):
