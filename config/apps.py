@@ -10,6 +10,7 @@ class OperationsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import observability
+        from . import observability, worker_metrics
 
         observability.connect()
+        worker_metrics.connect()

@@ -152,11 +152,10 @@ def record_rate_limited(limit: str) -> None:
 # --- /metrics --------------------------------------------------------------------------------------
 
 
-def _client_allowed(request: HttpRequest) -> bool:
-    from config.ratelimit import client_ip
-
+def address_allowed(remote: str) -> bool:
+    """The address is in ``METRICS_ALLOWED_IPS`` (addresses or CIDR networks)."""
     try:
-        address = ipaddress.ip_address(client_ip(request))
+        address = ipaddress.ip_address(remote)
     except ValueError:
         return False
     for entry in settings.METRICS_ALLOWED_IPS:
@@ -168,16 +167,22 @@ def _client_allowed(request: HttpRequest) -> bool:
     return False
 
 
-def access(request: HttpRequest) -> int:
+def access_status(remote: str, authorization: str) -> int:
     """200 when the scraper may read the metrics; 403 for a wrong token; 404 for everyone else (the
-    endpoint does not advertise itself). The token is compared in constant time."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
+    endpoint does not advertise itself). The token is compared in constant time. Shared by ``/metrics``
+    and the Celery workers' exporter (config.worker_metrics)."""
     token: str = settings.METRICS_TOKEN
-    if token and header.startswith("Bearer "):
-        if hmac.compare_digest(header[len("Bearer ") :].strip().encode(), token.encode()):
+    if token and authorization.startswith("Bearer "):
+        if hmac.compare_digest(authorization[len("Bearer ") :].strip().encode(), token.encode()):
             return 200
         return 403
-    return 200 if _client_allowed(request) else 404
+    return 200 if address_allowed(remote) else 404
+
+
+def access(request: HttpRequest) -> int:
+    from config.ratelimit import client_ip
+
+    return access_status(client_ip(request), request.META.get("HTTP_AUTHORIZATION", ""))
 
 
 def multiprocess_dir() -> str:

@@ -496,6 +496,10 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (or unset).")
 METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=2000)
 METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])
+# A Celery worker's own /metrics (config.worker_metrics), for workers on machines without a web
+# process: the port (unset: none) and the address it listens on; same access rules as above.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDR = env.str("WORKER_METRICS_ADDR", default="0.0.0.0")  # noqa: S104
 
 # Logs: JSON lines (one object per line, with the request id) in production; readable text in the
 # demo. Celery workers use the same configuration instead of replacing the root logger.
