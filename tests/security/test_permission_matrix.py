@@ -14,6 +14,8 @@ concrete request on an object of clinic A or of citizen A; the columns are the p
     emr_a       EMR client A (clinic A), with its OAuth bearer token
     emr_b       EMR client B (clinic B), with its OAuth bearer token
     board       a board administrator (provincial), signed in with TOTP
+    analyst     a provincial analyst (BoardRole analyst), signed in with TOTP: the reporting pages and
+                API only, nothing else of the staff area
 
 Rows run in order within one persona (the hold comes before the confirmation page that needs it,
 signing out comes last). Django's admin (/gestion/) is one group: nobody here is ``is_staff``, so
@@ -37,7 +39,7 @@ from booking.services import appointment_book
 from booking.waitlist.offers import waitlist_offer_next
 from booking.waitlist.services import waitlist_request_create
 from citizens.models import Dependant
-from clinics.models import ClinicMembership, RegistrationRequest
+from clinics.models import BoardRole, ClinicMembership, RegistrationRequest
 from sync.models import AgendaSnapshot, EmrClient, SyncConflict, WebhookSubscription
 from tests.clinics.conftest import make_account, sign_in
 from tests.conftest import identify_payload
@@ -54,8 +56,9 @@ PERSONAS = (
     "emr_a",
     "emr_b",
     "board",
+    "analyst",
 )
-SIGNED_IN = ("guardian", "admin_a", "admin_b", "board")  # people with an account session (allauth)
+SIGNED_IN = ("guardian", "admin_a", "admin_b", "board", "analyst")  # people with an account session (allauth)
 
 
 def everyone(status: int) -> dict[str, int]:
@@ -109,9 +112,9 @@ PAGE_OWN_DEPENDANT = but(404, guardian=200)
 # others are sent to identify first.
 IDENTIFIED = but(302, citizen_a=200, citizen_b=200, guardian=200)
 # Clinic pages: staff of the clinic, past a second factor. Citizens and EMR clients have no account
-# session (302 to sign in); clinic B's admin and the board administrator get 404 on clinic A; a
-# citizen's account is not staff (403).
-STAFF_OF_A = but(302, admin_a=200, admin_b=404, board=404, guardian=403)
+# session (302 to sign in); clinic B's admin, the board administrator and the analyst get 404 on
+# clinic A; a citizen's account is not staff (403).
+STAFF_OF_A = but(302, admin_a=200, admin_b=404, board=404, analyst=404, guardian=403)
 
 MATRIX: list[Row] = [
     # Probes.
@@ -211,14 +214,15 @@ MATRIX: list[Row] = [
     # so they are sent to link one); someone else's dependant is not found.
     GET("/compte/personnes/", but(302, guardian=200)),
     GET(
-        "/compte/personnes/{dependant}/retirer/", but(302, guardian=200, admin_a=404, admin_b=404, board=404)
+        "/compte/personnes/{dependant}/retirer/",
+        but(302, guardian=200, admin_a=404, admin_b=404, board=404, analyst=404),
     ),
     # Clinic pages.
     GET(
-        "/clinique/", but(302, guardian=403, admin_a=200, admin_b=200, board=200)
-    ),  # each sees their own list
+        "/clinique/", but(302, guardian=403, admin_a=200, admin_b=200, board=200, analyst=200)
+    ),  # each sees their own list (an analyst: a link to the reporting pages)
     # The audit logs' hash-chain check: board administrators only; other staff learn nothing (404).
-    GET("/clinique/registre/", but(302, guardian=403, admin_a=404, admin_b=404, board=200)),
+    GET("/clinique/registre/", but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404)),
     GET("/clinique/{clinic_a}/agenda/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/agenda/feuille/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/", STAFF_OF_A),
@@ -227,36 +231,57 @@ MATRIX: list[Row] = [
     GET("/clinique/{clinic_a}/parametres/", STAFF_OF_A),  # also for a clinic with an EMR
     # Slots from the web agenda: refused (403) for a clinic whose EMR publishes its slots, as
     # clinic A's does; open to the admin of a clinic without an EMR (``web_a``, also admin A's).
-    GET("/clinique/{clinic_a}/plages/modele/", but(302, guardian=403, admin_a=403, admin_b=404, board=404)),
-    GET("/clinique/{clinic_a}/plages/bloquer/", but(302, guardian=403, admin_a=403, admin_b=404, board=404)),
-    GET("/clinique/{clinic_a}/plages/modifier/", but(302, guardian=403, admin_a=403, admin_b=404, board=404)),
-    GET("/clinique/{clinic_a}/plages/nouvelle/", but(302, guardian=403, admin_a=403, admin_b=404, board=404)),
+    GET(
+        "/clinique/{clinic_a}/plages/modele/",
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
+    ),
+    GET(
+        "/clinique/{clinic_a}/plages/bloquer/",
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
+    ),
+    GET(
+        "/clinique/{clinic_a}/plages/modifier/",
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
+    ),
+    GET(
+        "/clinique/{clinic_a}/plages/nouvelle/",
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
+    ),
     GET("/clinique/{web_a}/plages/nouvelle/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/modele/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/bloquer/", STAFF_OF_A),
     GET("/clinique/{web_a}/plages/modifier/", STAFF_OF_A),
     # The phone channel: clinics without an EMR; clinic A keeps its agenda in an EMR (403 page).
-    GET("/clinique/{clinic_a}/telephone/", but(302, guardian=403, admin_a=403, admin_b=404, board=404)),
+    GET(
+        "/clinique/{clinic_a}/telephone/",
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
+    ),
     GET("/clinique/{web_a}/telephone/", STAFF_OF_A),
     GET(
         "/clinique/{clinic_a}/rendez-vous/{appointment}/deplacer/",
-        but(302, guardian=403, admin_a=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
     ),
     # Onboarding: the request form and an invitation link are public (the token is the credential);
     # the review queue is for board administrators only.
     GET("/clinique/inscription/", everyone(200)),
     GET("/clinique/inscription/envoyee/", everyone(200)),
     GET("/clinique/invitation/not-a-token/", everyone(404)),
-    GET("/clinique/conseil/demandes/", but(302, guardian=403, admin_a=404, admin_b=404, board=200)),
+    GET(
+        "/clinique/conseil/demandes/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
+    ),
     GET(
         "/clinique/conseil/demandes/{registration}/",
-        but(302, guardian=403, admin_a=404, admin_b=404, board=200),
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
     ),
     # A lost second factor: the board resets clinic administrators' (admin A's here).
-    GET("/clinique/conseil/administrateurs/", but(302, guardian=403, admin_a=404, admin_b=404, board=200)),
+    GET(
+        "/clinique/conseil/administrateurs/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
+    ),
     GET(
         "/clinique/conseil/administrateurs/{admin_membership_a}/deuxieme-facteur/",
-        but(302, guardian=403, admin_a=404, admin_b=404, board=200),
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
     ),
     # The clinic's EMR health and agenda conflicts (pages served by sync): any staff role of the clinic.
     GET("/clinique/{clinic_a}/dme/", STAFF_OF_A),
@@ -271,16 +296,19 @@ MATRIX: list[Row] = [
     GET("/gestion/logout/", but(302, board=405)),  # signing out is a POST
     GET("/gestion/auth/", but(302, board=404)),  # no model of that app is theirs
     GET("/gestion/nothing-here/", but(302, board=404)),
-    # Provincial reporting (booking/reporting): analysts only (tests/reporting/test_pages.py signs one
-    # in); clinic staff and the board administrator hold no analyst role (403). The analysts' API
-    # takes a session only: a citizen's or an EMR's bearer token is no analyst (403).
-    GET("/analyses/", but(302, guardian=403, admin_a=403, admin_b=403, board=403)),
-    GET("/analyses/export.csv", but(302, guardian=403, admin_a=403, admin_b=403, board=403)),
-    GET("/analyses/export.json", but(302, guardian=403, admin_a=403, admin_b=403, board=403)),
-    GET("/api/reporting/v1/figures", everyone(403)),
-    GET("/api/reporting/v1/rows", everyone(403)),
+    # Provincial reporting (booking/reporting): analysts only; clinic staff and the board
+    # administrator hold no analyst role (403). The analysts' API takes a session only: a citizen's
+    # or an EMR's bearer token is no analyst (403).
+    GET("/analyses/", but(302, guardian=403, admin_a=403, admin_b=403, board=403, analyst=200)),
+    GET("/analyses/export.csv", but(302, guardian=403, admin_a=403, admin_b=403, board=403, analyst=200)),
+    GET("/analyses/export.json", but(302, guardian=403, admin_a=403, admin_b=403, board=403, analyst=200)),
+    GET("/api/reporting/v1/figures", but(403, analyst=200)),
+    GET("/api/reporting/v1/rows", but(403, analyst=200)),
     # A clinic's own figures beside its region's: the clinic's administrator only.
-    GET("/clinique/{clinic_a}/indicateurs/", but(302, guardian=403, admin_a=200, admin_b=404, board=404)),
+    GET(
+        "/clinique/{clinic_a}/indicateurs/",
+        but(302, guardian=403, admin_a=200, admin_b=404, board=404, analyst=404),
+    ),
     # Open data (SMART Scheduling Links): public files, written by a task in the fixture below.
     GET("/donnees-ouvertes/$bulk-publish", everyone(200)),
     GET("/donnees-ouvertes/nothing-here.ndjson", everyone(404)),
@@ -313,7 +341,7 @@ MATRIX: list[Row] = [
     GET("/offre/{offer_token}/", everyone(200)),
     GET("/offre/not-a-token/", everyone(404)),
     # The board's help desk: board administrators only (tests/ops/test_helpdesk.py for the lookups).
-    GET("/soutien/", but(302, guardian=403, admin_a=403, admin_b=403, board=200)),
+    GET("/soutien/", but(302, guardian=403, admin_a=403, admin_b=403, board=200, analyst=403)),
     # A public slot: any identified citizen may hold it (the others are sent to identify), then
     # sees its confirmation page.
     POST("/plages/{slot}/retenir/", everyone(302)),
@@ -326,48 +354,49 @@ MATRIX: list[Row] = [
     POST("/rendez-vous/{dependant_appointment}/annuler/", but(404, guardian=302), reason="other"),
     POST(
         "/clinique/{clinic_a}/telephone/",
-        but(302, guardian=403, admin_a=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
         action="find",
     ),
     POST(
         "/clinique/{clinic_a}/telephone/reserver/",
-        but(302, guardian=403, admin_a=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
         slot="1",
     ),
     POST(
         "/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/",
-        but(302, guardian=403, admin_a=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/{clinic_a}/rendez-vous/{appointment}/presence/",
-        but(302, guardian=403, admin_a=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
         status="noshow",
     ),
     POST(
         "/clinique/{clinic_a}/parametres/",
-        but(302, guardian=403, admin_a=422, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=422, admin_b=404, board=404, analyst=404),
         phone="1",
     ),
     POST(
-        "/clinique/{clinic_a}/plages/nouvelle/", but(302, guardian=403, admin_a=403, admin_b=404, board=404)
+        "/clinique/{clinic_a}/plages/nouvelle/",
+        but(302, guardian=403, admin_a=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/{clinic_a}/personnel/{membership_a}/deuxieme-facteur/",
-        but(302, guardian=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/{clinic_a}/personnel/{membership_a}/desactiver/",
-        but(302, guardian=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/conseil/demandes/{registration}/",
-        but(302, guardian=403, admin_a=404, admin_b=404, board=302),
+        but(302, guardian=403, admin_a=404, admin_b=404, board=302, analyst=404),
         action="reject",
         reason="Incomplete.",
     ),
     POST(
         "/clinique/{clinic_a}/dme/conflits/{conflict_a}/",
-        but(302, guardian=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_b=404, board=404, analyst=404),
         resolution="keep",
     ),
     # Last: these end or change the session.
@@ -453,6 +482,8 @@ def objects(world, settings, tmp_path) -> Objects:
         channel="portal",
     )
     opendata_publish()
+    analyst = make_account(with_totp=True)
+    BoardRole.objects.create(user=analyst, role=BoardRole.Role.ANALYST)
     emr = {}
     for name, product, clinic, role in (
         ("emr_a", "Vendeur A|ClinIQ", world.clinic_a, world.role_a),
@@ -540,6 +571,7 @@ def objects(world, settings, tmp_path) -> Objects:
         "emr_a": lambda: emr_client(emr["emr_a"]),
         "emr_b": lambda: emr_client(emr["emr_b"]),
         "board": lambda: sign_in(Client(), world.board_admin),
+        "analyst": lambda: sign_in(Client(), analyst),
     }
     return Objects(ids=ids, clients=clients)
 
