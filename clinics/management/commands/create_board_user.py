@@ -120,9 +120,8 @@ class Command(BaseCommand):
 
     def _report(self, user: User, role_key: str, *, created: bool, granted: bool) -> None:
         what = "Created account" if created else "Account"
-        role_label = str(ROLES[role_key].label)
         state = "role granted" if granted else "already had this role: nothing changed"
-        self.stdout.write(f"{what} #{user.pk} ({user.email}): {role_label}, {state}.")
+        self.stdout.write(f"{what} #{user.pk} ({user.email}): board role {ROLES[role_key].value}, {state}.")
         site = settings.SITE_URL.rstrip("/")
         if user.has_usable_password():
             self.stdout.write(f"Sign-in: {site}{reverse('account_login')} with the account's password.")
