@@ -99,6 +99,8 @@ class Command(BaseCommand):
                 board_role.is_active = True
                 board_role.save(update_fields=["is_active"])
             if granted:
+                # The command has no signed-in operator: the row names the account that got the role
+                # (purpose "command" tells it apart from grants made on a page).
                 staff_action_audit(
                     by=user,
                     clinic=None,
