@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DB = "rdv_bench_smoke_ci"
+# Its own database, dropped and created by this module: set BENCH_SMOKE_DB when several runs share
+# one PostgreSQL (each engineer's test run would otherwise drop the other's mid-run).
+DB = os.environ.get("BENCH_SMOKE_DB", "rdv_bench_smoke_ci")
 
 
 def _psql(sql: str) -> None:
