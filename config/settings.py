@@ -143,12 +143,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "booking.tasks.notifications_sweep",
         "schedule": timedelta(minutes=1),
     },
-    # Appointment reminders (booking.reminders, docs/reminders.md): insert the missing ones, then send
-    # the due ones; overlapping runs are safe (unique rows; claims with skip locked).
+    # Appointment reminders (booking.reminders, docs/reminders.md): insert those of the bookings the
+    # outbox recorded since the last run (and, nightly, of every booked appointment of the next days),
+    # then send the due ones; overlapping runs are safe (unique rows; claims with skip locked).
     "reminders-schedule": {
         "task": "booking.tasks.reminders_schedule",
-        "schedule": timedelta(minutes=5),
-        "options": {"expires": 240},
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
+    "reminders-catch-up": {
+        "task": "booking.tasks.reminders_schedule",
+        "schedule": timedelta(days=1),
+        "kwargs": {"full": True},
     },
     "reminders-send": {
         "task": "booking.tasks.reminders_send",
@@ -413,6 +419,9 @@ BOOKING_NOSHOW_REMINDER_DAYS = env.int("BOOKING_NOSHOW_REMINDER_DAYS", default=3
 # messages off. The demo prints them; production never does by default (they carry cancel links).
 SMS_BACKEND = env.str("SMS_BACKEND", default="booking.sms.ConsoleSmsBackend" if DEBUG else "")
 REMINDER_LOOKAHEAD_DAYS = env.int("REMINDER_LOOKAHEAD_DAYS", default=4)
+# The outbox is read from this long before the previous run's start: a booking's transaction that
+# committed after a run began (its event inserted before) is read by the next run.
+REMINDER_OUTBOX_OVERLAP_SECONDS = env.int("REMINDER_OUTBOX_OVERLAP_SECONDS", default=600)
 REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
 # A claim older than this belongs to a killed worker and is taken again (same idempotency key); it
 # must exceed the slowest send (SMTP and SMS timeouts).
