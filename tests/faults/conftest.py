@@ -225,9 +225,13 @@ class WebApp:
         self.process.stop()
 
 
-def celery(workdir: Path, env: dict[str, str], role: str, name: str = "") -> Process:
+def celery(workdir: Path, env: dict[str, str], role: str, name: str = "", pool: str = "solo") -> Process:
+    """``pool="prefork"`` (production's) where it matters when a message is acknowledged: the solo
+    pool runs a task inside kombu's Redis read, which defers every acknowledgement until the task
+    returns, so under it even an early-acknowledged task's message survives a killed worker."""
     if role == "worker":
-        args = ["worker", "--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        args = ["worker", "--pool", pool, "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        args += ["--concurrency", "1"] if pool == "prefork" else []
     else:
         args = ["beat", "--schedule", str(workdir / "beat-schedule")]
     return Process(

@@ -87,7 +87,7 @@ def test_a_reconciliation_killed_midway_is_applied_once_after_restart(tmp_path, 
 
     with psycopg.connect(test_database_url(), autocommit=False) as blocker:
         blocker.execute("SELECT 1 FROM booking_slot WHERE id = %s FOR UPDATE", [slot_a.pk])
-        first_worker = celery(tmp_path, env, "worker", name="worker-1")
+        first_worker = celery(tmp_path, env, "worker", name="worker-1", pool="prefork")
         first_worker.start()
         processes.append(first_worker)
         worker_ready(first_worker)
@@ -127,7 +127,7 @@ def test_a_reconciliation_killed_midway_is_applied_once_after_restart(tmp_path, 
     assert second.status == AgendaSnapshot.Status.PROCESSING
 
     # Restarted: the worker gets the killed worker's message again and applies the snapshot once.
-    second_worker = celery(tmp_path, env, "worker", name="worker-2")
+    second_worker = celery(tmp_path, env, "worker", name="worker-2", pool="prefork")
     second_worker.start()
     processes.append(second_worker)
     worker_ready(second_worker)

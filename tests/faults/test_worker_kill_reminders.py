@@ -89,7 +89,7 @@ def test_reminders_are_sent_exactly_once_across_killed_workers(tmp_path, process
             FAKE_SMS_BLOCK=block,
             REMINDER_SENDING_TIMEOUT_SECONDS=str(CLAIM_TIMEOUT),
         )
-        process = celery(tmp_path, env, "worker", name=name)
+        process = celery(tmp_path, env, "worker", name=name, pool="prefork")
         process.start()
         processes.append(process)
         worker_ready(process)
