@@ -132,12 +132,22 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_PUBLISH_RETRY = False  # fail fast when Redis is down; the outbox sweep catches up
+# A task's message is acknowledged once the task has finished: a worker killed with SIGKILL leaves
+# it unacknowledged in Redis, which hands it out again after the visibility timeout (it must exceed
+# the longest task, or a running task is handed out twice); a pool process killed under a live
+# worker is requeued at once. Every task is idempotent and has a database-side backstop that does
+# not wait for the broker (docs/faults.md, "A worker killed").
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "max_retries": 0,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "booking.tasks.notifications_sweep",
