@@ -1,7 +1,8 @@
 """A Celery worker killed with SIGKILL while it sends reminders: after a restart every reminder is
 delivered exactly once per idempotency key, none is lost.
 
-Real processes: a private Redis (the broker), Celery workers on the test database, and a fake SMS
+Real processes: a private Redis (the broker), Celery workers (prefork, as in production) on the test
+database that schedule the reminders from the bookings' outbox events and send them, and a fake SMS
 provider (``tests.faults.fake_sms``: the far end of the wire, which keeps its books in files and,
 like real providers, delivers a key it already accepted only once). The worker is killed at two
 deterministic moments, each a call of the provider that waits to be killed:
@@ -22,6 +23,7 @@ from django.utils import timezone
 from booking.models import Appointment, Reminder
 from booking.reminders import reminders_schedule
 from booking.services import appointment_book
+from clinics.models import Clinic
 from tests.factories import CitizenFactory, ClinicFactory, RoleFactory, SlotFactory
 
 from . import fake_sms
@@ -45,8 +47,9 @@ def daytime_zone() -> str:
     raise AssertionError("no zone at mid-day")
 
 
-def book_reminders(settings) -> list[Reminder]:
-    settings.SMS_BACKEND = PROVIDER  # the scheduler adds SMS rows only when SMS is on
+def book_appointments() -> Clinic:
+    """Eight appointments starting in 5 hours, booked (as far as reminders know) two days ago."""
+    reminders_schedule()  # the first run: nothing booked yet; from now on the outbox drives them
     role = RoleFactory(clinic=ClinicFactory(time_zone=daytime_zone()))
     now = timezone.now()
     for n in range(REMINDERS):
@@ -56,11 +59,8 @@ def book_reminders(settings) -> list[Reminder]:
         appointment_book(slot_id=slot.pk, citizen=citizen, reason="follow_up", channel="portal")
     # Booked two days ago: their day-before reminders are due now.
     Appointment.objects.filter(clinic=role.clinic).update(created_at=now - timedelta(days=2))
-    reminders_schedule()
-    reminders = list(Reminder.objects.filter(appointment__clinic=role.clinic).order_by("due_at"))
-    assert len(reminders) == REMINDERS
-    assert all(r.state == "pending" and r.due_at <= now and r.channel == "sms" for r in reminders)
-    return reminders
+    assert not Reminder.objects.exists()
+    return role.clinic
 
 
 def states() -> dict[str, int]:
@@ -70,8 +70,8 @@ def states() -> dict[str, int]:
     return result
 
 
-def test_reminders_are_sent_exactly_once_across_killed_workers(tmp_path, processes, settings):
-    reminders = book_reminders(settings)
+def test_reminders_are_sent_exactly_once_across_killed_workers(tmp_path, processes):
+    book_appointments()
     redis_server = RedisServer(tmp_path / "redis")
     redis_server.start()
     processes.append(redis_server)
@@ -107,8 +107,15 @@ def test_reminders_are_sent_exactly_once_across_killed_workers(tmp_path, process
     def blocks() -> int:
         return len(blocked.read_text().splitlines()) if blocked.exists() else 0
 
-    # 1. Killed after the provider accepted the 3rd message, before it was recorded as sent.
+    # 0. The worker schedules them from the bookings' outbox events, as beat has it do every minute.
     first = worker("worker-1", "3:after")
+    client.send_task("booking.tasks.reminders_schedule")
+    wait_until(lambda: Reminder.objects.count() == REMINDERS, timeout=30, what="the reminders are scheduled")
+    reminders = list(Reminder.objects.order_by("due_at"))
+    now = timezone.now()
+    assert all(r.state == "pending" and r.due_at <= now and r.channel == "sms" for r in reminders)
+
+    # 1. Killed after the provider accepted the 3rd message, before it was recorded as sent.
     send_until(lambda: blocks() == 1, "the first worker reaches the 3rd message")
     assert states() == {"sent": 2, "sending": REMINDERS - 2}  # one batch claimed, two recorded
     first.kill()
