@@ -2,9 +2,12 @@
 
 The rules are set down in docs/reminders.md; in short:
 
-* ``reminders_schedule`` (beat, every few minutes) inserts one ``pending`` Reminder per kind and
-  channel for booked appointments of the next days, in bulk; the unique (appointment, kind, channel)
-  constraint makes a second run, or two runs at once, insert nothing more.
+* ``reminders_schedule`` (beat, every minute) reads the outbox's ``appointment.booked`` and
+  ``appointment.cancelled`` events since its watermark and inserts one ``pending`` Reminder per kind
+  and channel of each booked appointment, in bulk (cancelling the pending ones of cancelled
+  appointments); once a night (``full``) it scans the booked appointments of the next days instead,
+  to catch up on anything missed. The unique (appointment, kind, channel) constraint makes a second
+  run, or two runs at once, insert nothing more.
 * ``reminder_due_at``: the same wall-clock time one (or three) local days before the start, clamped
   into that local day's window: before 8:00 → 8:00, after ``LATEST_DUE`` → ``LATEST_DUE`` (the
   evening before rather than the night or a morning closer to the appointment).
@@ -23,13 +26,14 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from .models import Appointment, Reminder
+from .models import Appointment, OutboxEvent, Reminder
 from .notifications import cancel_token_make
+from .reporting.models import ReportingWatermark
 from .sms import SmsRejected, get_sms_backend, mobile_e164, sms_enabled
 
 logger = logging.getLogger(__name__)
@@ -102,33 +106,92 @@ def _kind_missing(kind: str) -> Q:
     return Q(missing, created_at__lt=F("start") - latest_booking)
 
 
-def reminders_schedule(*, now: datetime | None = None) -> int:
+REMINDERS_WATERMARK = "reminders"  # its row in ReportingWatermark (booking.reporting.models)
+SCHEDULED_EVENTS = ("appointment.booked", "appointment.cancelled")
+
+
+def reminders_schedule(*, now: datetime | None = None, full: bool = False) -> int:
+    """Beat: insert the pending reminders of appointments booked since the last run (from the
+    outbox), or, with ``full`` or on the very first run, of every booked appointment in the
+    look-ahead (the nightly catch-up). Returns how many rows were offered to the database."""
+    now = now or timezone.now()
+    if full or not ReportingWatermark.objects.filter(source=REMINDERS_WATERMARK).exists():
+        started = timezone.now()  # the real clock: the watermark is compared with created_at
+        offered = reminders_schedule_scan(now=now)
+        ReportingWatermark.objects.get_or_create(source=REMINDERS_WATERMARK, defaults={"until": started})
+        return offered
+    return reminders_schedule_outbox(now=now)
+
+
+def reminders_schedule_outbox(*, now: datetime | None = None) -> int:
+    """Insert the reminders of the appointments whose ``appointment.booked`` outbox event was written
+    since the watermark; cancel the pending reminders of ``appointment.cancelled`` events.
+
+    The watermark is the real time the previous run started. Events are read from the watermark
+    minus ``REMINDER_OUTBOX_OVERLAP_SECONDS``: an event's ``created_at`` is its insert time, and a
+    transaction that committed a little after a run started is read by the next one (inserts are
+    idempotent, so reading an event twice changes nothing). One run at a time: the watermark row is
+    locked for the run (a second run waits, then finds little to do).
+    """
+    now = now or timezone.now()
+    overlap = timedelta(seconds=_setting("REMINDER_OUTBOX_OVERLAP_SECONDS", 600))
+    with transaction.atomic():
+        mark = ReportingWatermark.objects.select_for_update().filter(source=REMINDERS_WATERMARK).first()
+        if mark is None:
+            return reminders_schedule(now=now, full=True)
+        started = timezone.now()
+        events = OutboxEvent.objects.filter(
+            kind__in=SCHEDULED_EVENTS, appointment__isnull=False, created_at__gte=mark.until - overlap
+        ).values_list("kind", "appointment_id")
+        booked: set[int] = set()
+        cancelled: set[int] = set()
+        for kind, appointment_id in events.iterator(2000):
+            (booked if kind == "appointment.booked" else cancelled).add(appointment_id)
+        if cancelled:
+            Reminder.objects.filter(appointment_id__in=cancelled, state=Reminder.State.PENDING).update(
+                state=Reminder.State.CANCELLED
+            )
+        offered = _schedule(
+            Appointment.objects.filter(
+                pk__in=booked - cancelled, status=Appointment.Status.BOOKED, start__gt=now
+            )
+        )
+        mark.until = max(mark.until, started)
+        mark.save(update_fields=["until"])
+    return offered
+
+
+def reminders_schedule_scan(*, now: datetime | None = None) -> int:
     """Insert the missing pending reminders of booked appointments starting in the look-ahead.
 
-    ``three_days`` only when the clinic wants it; one row per channel the citizen can be reached
-    on (e-mail, and SMS when a mobile number is known and SMS is switched on); none for a moment
-    that had passed when the appointment was booked (its confirmation is fresh). Returns how many
-    rows were offered to the database; existing ones are left as they are (ignore_conflicts).
+    The catch-up (nightly, and the first run): it reads appointments, not the outbox, so it finds
+    whatever the incremental runs could have missed. ``three_days`` only when the clinic wants it;
+    one row per channel the citizen can be reached on (e-mail, and SMS when a mobile number is known
+    and SMS is switched on); none for a moment that had passed when the appointment was booked (its
+    confirmation is fresh). Existing rows are left as they are (ignore_conflicts).
     """
     now = now or timezone.now()
     horizon = now + timedelta(days=_setting("REMINDER_LOOKAHEAD_DAYS", 4))
-    candidates = (
-        Appointment.objects.filter(status=Appointment.Status.BOOKED, start__gt=now, start__lte=horizon)
-        .filter(
+    return _schedule(
+        Appointment.objects.filter(
+            status=Appointment.Status.BOOKED, start__gt=now, start__lte=horizon
+        ).filter(
             _kind_missing(Reminder.Kind.DAY_BEFORE)
             | (Q(clinic__reminder_three_days=True) & _kind_missing(Reminder.Kind.THREE_DAYS))
         )
-        .exclude(citizen__email="", citizen__mobile="")
-        .values_list(
-            "pk",
-            "start",
-            "created_at",
-            "version",
-            "clinic__time_zone",
-            "clinic__reminder_three_days",
-            "citizen__email",
-            "citizen__mobile",
-        )
+    )
+
+
+def _schedule(appointments: QuerySet[Appointment]) -> int:
+    candidates = appointments.exclude(citizen__email="", citizen__mobile="").values_list(
+        "pk",
+        "start",
+        "created_at",
+        "version",
+        "clinic__time_zone",
+        "clinic__reminder_three_days",
+        "citizen__email",
+        "citizen__mobile",
     )
     offered = 0
     batch: list[Reminder] = []

@@ -61,10 +61,11 @@ def notifications_sweep() -> int:
 
 
 @shared_task(ignore_result=True)
-def reminders_schedule() -> int:
-    """Beat, every few minutes: pending reminders for booked appointments of the next days."""
-    count = reminders.reminders_schedule()
-    logger.info("reminders scheduled", extra={"offered": count})
+def reminders_schedule(full: bool = False) -> int:
+    """Beat, every minute: pending reminders for the appointments booked since the last run (read
+    from the outbox); ``full`` (nightly): for every booked appointment of the next days."""
+    count = reminders.reminders_schedule(full=full)
+    logger.info("reminders scheduled", extra={"offered": count, "full": full})
     return count
 
 

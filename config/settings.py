@@ -146,23 +146,39 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_PUBLISH_RETRY = False  # fail fast when Redis is down; the outbox sweep catches up
+# A task's message is acknowledged once the task has finished: a worker killed with SIGKILL leaves
+# it unacknowledged in Redis, which hands it out again after the visibility timeout (it must exceed
+# the longest task, or a running task is handed out twice); a pool process killed under a live
+# worker is requeued at once. Every task is idempotent and has a database-side backstop that does
+# not wait for the broker (docs/faults.md, "A worker killed").
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "max_retries": 0,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "booking.tasks.notifications_sweep",
         "schedule": timedelta(minutes=1),
     },
-    # Appointment reminders (booking.reminders, docs/reminders.md): insert the missing ones, then send
-    # the due ones; overlapping runs are safe (unique rows; claims with skip locked).
+    # Appointment reminders (booking.reminders, docs/reminders.md): insert those of the bookings the
+    # outbox recorded since the last run (and, nightly, of every booked appointment of the next days),
+    # then send the due ones; overlapping runs are safe (unique rows; claims with skip locked).
     "reminders-schedule": {
         "task": "booking.tasks.reminders_schedule",
-        "schedule": timedelta(minutes=5),
-        "options": {"expires": 240},
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
+    "reminders-catch-up": {
+        "task": "booking.tasks.reminders_schedule",
+        "schedule": timedelta(days=1),
+        "kwargs": {"full": True},
     },
     "reminders-send": {
         "task": "booking.tasks.reminders_send",
@@ -427,6 +443,9 @@ BOOKING_NOSHOW_REMINDER_DAYS = env.int("BOOKING_NOSHOW_REMINDER_DAYS", default=3
 # messages off. The demo prints them; production never does by default (they carry cancel links).
 SMS_BACKEND = env.str("SMS_BACKEND", default="booking.sms.ConsoleSmsBackend" if DEBUG else "")
 REMINDER_LOOKAHEAD_DAYS = env.int("REMINDER_LOOKAHEAD_DAYS", default=4)
+# The outbox is read from this long before the previous run's start: a booking's transaction that
+# committed after a run began (its event inserted before) is read by the next run.
+REMINDER_OUTBOX_OVERLAP_SECONDS = env.int("REMINDER_OUTBOX_OVERLAP_SECONDS", default=600)
 REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
 # A claim older than this belongs to a killed worker and is taken again (same idempotency key); it
 # must exceed the slowest send (SMTP and SMS timeouts).

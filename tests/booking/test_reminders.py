@@ -13,12 +13,14 @@ import pytest
 from django.core import mail
 from django.db import connections
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from booking import sms
-from booking.models import Appointment, Reminder
+from booking.models import Appointment, OutboxEvent, Reminder, ReportingWatermark
 from booking.reminders import (
     LATEST_DUE,
+    REMINDERS_WATERMARK,
     WINDOW_START,
     in_sending_window,
     next_window_start,
@@ -148,13 +150,13 @@ def test_a_sent_reminder_is_not_scheduled_again(appointment):
     assert len(mail.outbox) == 1
 
 
-def test_no_reminder_beyond_the_look_ahead_nor_for_a_cancelled_appointment(role):
+def test_the_catch_up_scan_looks_four_days_ahead_and_skips_cancelled_appointments(role):
     later = book(slot_at(role, hours=24 * 5), CitizenFactory())
     cancelled = book(slot_at(role, hours=30), CitizenFactory())
     appointment_cancel(appointment=cancelled, reason="better_time", now=NOW)
-    reminders_schedule(now=NOW)
+    reminders_schedule(now=NOW, full=True)
     assert not Reminder.objects.exists()
-    reminders_schedule(now=NOW + timedelta(days=2))  # now within four days of the later one
+    reminders_schedule(now=NOW + timedelta(days=2), full=True)  # now within four days of the later one
     assert list(Reminder.objects.values_list("appointment", flat=True)) == [later.pk]
 
 
@@ -162,6 +164,69 @@ def test_no_reminder_when_the_appointment_was_booked_after_its_moment(appointmen
     # Booked on Tuesday at 12:00 for Wednesday 10:00: the day-before moment (Tuesday 10:00) had passed.
     Appointment.objects.filter(pk=appointment.pk).update(created_at=utc(2027, 2, 2, 17, 0))
     reminders_schedule(now=utc(2027, 2, 2, 17, 1))
+    assert not Reminder.objects.exists()
+
+
+# --- driven from the outbox -------------------------------------------------------------------------
+
+
+def outbox_run(now=NOW) -> None:
+    """A run of the beat task after the first one (which scans, and sets the watermark)."""
+    assert ReportingWatermark.objects.filter(source=REMINDERS_WATERMARK).exists()
+    reminders_schedule(now=now)
+
+
+@pytest.fixture
+def watermark(db):
+    reminders_schedule(now=NOW)  # the first run: nothing booked yet, the watermark is set
+    return ReportingWatermark.objects.get(source=REMINDERS_WATERMARK)
+
+
+def test_a_booking_gets_its_reminders_from_its_outbox_event_at_the_next_run(role, watermark):
+    # Ten days ahead: beyond the catch-up scan's look-ahead, so only the outbox can have brought it.
+    appointment = book(slot_at(role, hours=24 * 10), CitizenFactory(email="a@example.org", mobile=""))
+    assert not Reminder.objects.exists()
+    outbox_run()
+    reminder = Reminder.objects.get()
+    assert (reminder.appointment, reminder.kind, reminder.state) == (appointment, DAY_BEFORE, "pending")
+    assert reminder.idempotency_key == f"{appointment.pk}:day_before:email:1"
+    assert ReportingWatermark.objects.get(source=REMINDERS_WATERMARK).until > watermark.until
+
+
+def test_a_cancellation_event_cancels_the_pending_reminders(role, watermark):
+    appointment = book(slot_at(role, hours=24 * 10), CitizenFactory(email="a@example.org", mobile=""))
+    outbox_run()
+    appointment_cancel(appointment=appointment, reason="better_time", now=NOW)
+    outbox_run()
+    assert list(Reminder.objects.values_list("state", flat=True)) == [Reminder.State.CANCELLED]
+
+
+def test_a_run_reads_only_the_events_since_its_watermark_and_the_catch_up_finds_the_rest(role, watermark):
+    appointment = book(slot_at(role), CitizenFactory(email="a@example.org", mobile=""))
+    # As if the event had been read long ago and its reminder lost: the incremental run does not
+    # look that far back; the nightly catch-up does.
+    ReportingWatermark.objects.filter(source=REMINDERS_WATERMARK).update(
+        until=timezone.now() + timedelta(hours=1)
+    )
+    outbox_run()
+    assert not Reminder.objects.exists()
+    reminders_schedule(now=NOW, full=True)
+    assert list(Reminder.objects.values_list("appointment", flat=True)) == [appointment.pk]
+
+
+def test_an_event_committed_after_a_run_started_is_read_by_the_next_run(role, watermark, settings):
+    appointment = book(slot_at(role, hours=24 * 10), CitizenFactory(email="a@example.org", mobile=""))
+    # Inserted two minutes before the last run started, committed after it: within the overlap.
+    ReportingWatermark.objects.filter(source=REMINDERS_WATERMARK).update(until=timezone.now())
+    OutboxEvent.objects.filter(appointment=appointment).update(
+        created_at=timezone.now() - timedelta(minutes=2)
+    )
+    settings.REMINDER_OUTBOX_OVERLAP_SECONDS = 600
+    outbox_run()
+    assert Reminder.objects.filter(appointment=appointment).count() == 1
+    settings.REMINDER_OUTBOX_OVERLAP_SECONDS = 60  # a shorter overlap would have missed it
+    Reminder.objects.all().delete()
+    outbox_run()
     assert not Reminder.objects.exists()
 
 

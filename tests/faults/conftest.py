@@ -14,6 +14,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +74,12 @@ class Process:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL, the whole process group (a prefork worker's children too): no cleanup runs."""
+        assert self.proc is not None and self.proc.poll() is None, f"{self.name} is not running"
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
     @property
     def pid(self) -> int | None:
@@ -218,14 +225,33 @@ class WebApp:
         self.process.stop()
 
 
-def celery(workdir: Path, env: dict[str, str], role: str) -> Process:
+def celery(workdir: Path, env: dict[str, str], role: str, name: str = "", pool: str = "solo") -> Process:
+    """``pool="prefork"`` (production's) where it matters when a message is acknowledged: the solo
+    pool runs a task inside kombu's Redis read, which defers every acknowledgement until the task
+    returns, so under it even an early-acknowledged task's message survives a killed worker."""
     if role == "worker":
-        args = ["worker", "--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        args = ["worker", "--pool", pool, "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        args += ["--concurrency", "1"] if pool == "prefork" else []
     else:
         args = ["beat", "--schedule", str(workdir / "beat-schedule")]
     return Process(
-        f"celery-{role}", [str(BIN / "celery"), "-A", "config", *args, "-l", "INFO"], log_dir=workdir, env=env
+        name or f"celery-{role}",
+        [str(BIN / "celery"), "-A", "config", *args, "-l", "INFO"],
+        log_dir=workdir,
+        env=env,
     )
+
+
+def worker_ready(worker: Process) -> None:
+    wait_until(lambda: "ready" in worker.output(), timeout=60, what=f"{worker.name} is ready")
+
+
+def broker(url: str) -> Any:
+    """A Celery client of the test's private Redis: ``send_task`` publishes to the real broker, as
+    beat or an on-commit enqueue does (the test process's own app runs tasks eagerly)."""
+    from celery import Celery
+
+    return Celery("fault-test", broker=url, set_as_current=False)
 
 
 @pytest.fixture
