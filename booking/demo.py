@@ -49,6 +49,8 @@ from citizens.nam import nam_matches_birth_date, parse_nam
 from clinics.models import Clinic, Fsa, Gmf, Practitioner, PractitionerRole
 from clinics.reference import reference_load
 
+from .demo_families import seed_families
+
 DEFAULT_TIME_ZONE = "America/Toronto"
 # Îles-de-la-Madeleine keep Atlantic time; Basse-Côte-Nord east of 63°W keeps Atlantic standard time
 # all year (America/Blanc-Sablon). The demo puts G0G clinics at Blanc-Sablon itself.
@@ -666,6 +668,7 @@ def demo_seed(
         say(f"{counts['clinics']} sites, {counts['gmfs']} GMFs, {counts['practitioners']} practitioners")
         citizens = _seed_citizens(seed=seed, start_date=start_date, fsas=fsas, supply=supply, counts=counts)
         say(f"{counts['citizens']} citizens, {counts['enrolments']} enrolments")
+        counts["dependants"] = seed_families(start_date=start_date)  # a few accounts with children
         _seed_slots(
             seed=seed,
             start_date=start_date,

@@ -25,6 +25,22 @@ def _blank_choice(choices: list[tuple[str, Any]], label: Promise) -> list[tuple[
     return [("", label), *choices]
 
 
+def postal_code_fsa(value: str) -> str:
+    """A Quebec postal code (A1A 1A1 or its first 3 characters) to its known FSA, "" for nothing;
+    ``forms.ValidationError`` otherwise. Shared by the search, the waitlist form and the API."""
+    raw = value.upper().replace(" ", "").replace("-", "")
+    if not raw:
+        return ""
+    if not re.fullmatch(r"[A-Z]\d[A-Z](\d[A-Z]\d)?", raw):
+        raise forms.ValidationError(_("Enter a postal code in the format A1A 1A1."))
+    if raw[0] not in "GHJ" or fsa_get(raw[:3]) is None:
+        raise forms.ValidationError(
+            _("We do not know the postal code %(code)s in Quebec. Check it (format A1A 1A1).")
+            % {"code": raw[:3] + (" " + raw[3:] if len(raw) > 3 else "")}
+        )
+    return raw[:3]
+
+
 class SearchForm(AccessibleFormMixin, forms.Form):
     """GET form: bookmarkable, works without JavaScript."""
 
@@ -89,17 +105,7 @@ class SearchForm(AccessibleFormMixin, forms.Form):
     page = forms.IntegerField(required=False, min_value=1, max_value=50, widget=forms.HiddenInput)
 
     def clean_postal_code(self) -> str:
-        raw = (self.cleaned_data.get("postal_code") or "").upper().replace(" ", "").replace("-", "")
-        if not raw:
-            return ""
-        if not re.fullmatch(r"[A-Z]\d[A-Z](\d[A-Z]\d)?", raw):
-            raise forms.ValidationError(_("Enter a postal code in the format A1A 1A1."))
-        if raw[0] not in "GHJ" or fsa_get(raw[:3]) is None:
-            raise forms.ValidationError(
-                _("We do not know the postal code %(code)s in Quebec. Check it (format A1A 1A1).")
-                % {"code": raw[:3] + (" " + raw[3:] if len(raw) > 3 else "")}
-            )
-        return raw[:3]
+        return postal_code_fsa(self.cleaned_data.get("postal_code") or "")
 
     def clean(self) -> dict[str, Any]:
         data = cast(dict[str, Any], super().clean())  # BaseForm.clean returns cleaned_data, never None

@@ -411,6 +411,7 @@ def mine(request: HttpRequest) -> HttpResponse:
         "past": groups[0].past,
         "groups": groups,
         "waitlist": waitlist_selectors.waitlist_requests_for_citizen(citizen=citizen),
+        "waitlist_viewer_id": citizen.pk,
     }
     return render(request, "booking/mine.html", context)
 

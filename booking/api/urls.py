@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, waitlist
 
 app_name = "api"
 
@@ -22,5 +22,13 @@ urlpatterns = [
         "appointments/<int:appointment_id>/reschedule",
         views.AppointmentRescheduleApi.as_view(),
         name="appointment-reschedule",
+    ),
+    path("waitlist", waitlist.WaitlistApi.as_view(), name="waitlist"),
+    path(
+        "waitlist/<int:request_id>/withdraw", waitlist.WaitlistWithdrawApi.as_view(), name="waitlist-withdraw"
+    ),
+    path("waitlist/offers/accept", waitlist.WaitlistOfferAcceptApi.as_view(), name="waitlist-offer-accept"),
+    path(
+        "waitlist/offers/decline", waitlist.WaitlistOfferDeclineApi.as_view(), name="waitlist-offer-decline"
     ),
 ]

@@ -11,9 +11,9 @@ from citizens.forms import AccessibleFormMixin, DateInput
 
 from ..forms import SearchForm, _radius_choices
 from ..models import Reason
-from ..selectors import MAX_DAYS_AHEAD
-from ..sms import mobile_e164, sms_enabled
+from ..sms import sms_enabled
 from .models import WaitlistRequest
+from .rules import contact_errors, window_errors
 
 DEFAULT_WINDOW_DAYS = 30
 
@@ -96,19 +96,12 @@ class WaitlistForm(AccessibleFormMixin, forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = cast(dict[str, Any], super().clean())
-        today = timezone.localdate()
-        date_from, date_to = data.get("date_from"), data.get("date_to")
-        if date_from and date_from < today:
-            self.add_error("date_from", _("This date is in the past. Choose today or a later date."))
-        if date_from and date_to and date_to < date_from:
-            self.add_error("date_to", _("The end date must be on or after the start date."))
-        if date_to and date_to > today + timedelta(days=MAX_DAYS_AHEAD):
-            self.add_error(
-                "date_to", _("Slots are offered at most %(days)s days ahead.") % {"days": MAX_DAYS_AHEAD}
-            )
-        channel = data.get("channel")
-        if channel == WaitlistRequest.Channel.EMAIL and not data.get("email"):
-            self.add_error("email", _("Enter the e-mail address where we should write to you."))
-        if channel == WaitlistRequest.Channel.SMS and not mobile_e164(data.get("mobile") or ""):
-            self.add_error("mobile", _("Enter a mobile number of 10 digits, for example 514 555-0123."))
+        problems = {
+            **window_errors(data.get("date_from"), data.get("date_to"), today=timezone.localdate()),
+            **contact_errors(
+                data.get("channel"), email=data.get("email") or "", mobile=data.get("mobile") or ""
+            ),
+        }
+        for name, message in problems.items():
+            self.add_error(name, message)
         return data

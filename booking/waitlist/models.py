@@ -18,6 +18,10 @@ class WaitlistRequest(models.Model):
     The area is the path's scope, fixed when the request is made: the family doctor (``mine``), the
     doctor's GMF (``gmf``), or a circle around a postal-code area (``near``, the FSA's centroid).
     Eligibility is checked again when a slot is offered (an enrolment may have changed).
+
+    ``citizen`` is the patient (the person the appointment will be for); ``requested_by`` the
+    account holder who asked for one of their dependants, if anyone: the offers go to the holder's
+    channel, the booking is the dependant's, and the limits count per patient.
     """
 
     class Path(models.TextChoices):
@@ -42,6 +46,11 @@ class WaitlistRequest(models.Model):
 
     citizen = models.ForeignKey(
         "citizens.Citizen", on_delete=models.CASCADE, related_name="waitlist_requests"
+    )
+    # For a dependant: the account holder who asked, whose channel gets the offers and who books.
+    # Null when the citizen asked for themself.
+    requested_by = models.ForeignKey(
+        "citizens.Citizen", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     path = models.CharField(max_length=10, choices=Path.choices)
     reason = models.CharField(max_length=20, choices=Reason.choices)
@@ -81,6 +90,9 @@ class WaitlistRequest(models.Model):
                 name="waitlist_status_valid",
             ),
             models.CheckConstraint(condition=Q(channel__in=["email", "sms"]), name="waitlist_channel_valid"),
+            models.CheckConstraint(
+                condition=~Q(requested_by=models.F("citizen")), name="waitlist_requested_by_other"
+            ),
             models.CheckConstraint(
                 condition=Q(date_to__gte=models.F("date_from")), name="waitlist_window_valid"
             ),

@@ -10,6 +10,7 @@ from django.utils import translation
 
 from ..sms import get_sms_backend, mobile_e164, sms_enabled
 from .models import WaitlistOffer, WaitlistRequest
+from .services import contact_of
 
 
 def offer_url(token: str) -> str:
@@ -24,17 +25,20 @@ def offer_context(offer: WaitlistOffer, token: str) -> dict[str, Any]:
         "slot": slot,
         "clinic": slot.clinic,
         "practitioner": slot.practitioner,
-        "citizen": offer.citizen,
+        "citizen": contact_of(offer.request),
+        # Named in the message when the offer is for a dependant (their guardian is told).
+        "patient": offer.citizen if offer.request.requested_by_id else None,
         "offer_url": offer_url(token),
     }
 
 
 def offer_message_send(offer: WaitlistOffer, token: str) -> str:
-    """Send the link by the request's channel (e-mail when a text message cannot be sent); returns
-    the channel used, or "" when the citizen cannot be reached. The link's token is the only
+    """Send the link by the request's channel (e-mail when a text message cannot be sent) to the
+    request's contact (the guardian, for a dependant); returns the channel used, or "" when nobody
+    can be reached. The link's token is the only
     credential in the message: never the NAM."""
-    citizen = offer.citizen
     request = offer.request
+    citizen = contact_of(request)
     key = f"waitlist-offer-{offer.pk}"
     with translation.override(request.language or settings.LANGUAGE_CODE):
         context = offer_context(offer, token)

@@ -32,7 +32,9 @@ from .services import (
     _quiet_hours,
     _reachable,
     _setting,
+    contact_of,
     offer_seconds,
+    still_in_care,
     token_hash,
     waitlist_requests_expire,
 )
@@ -114,7 +116,7 @@ def _candidates(slot: Slot, now: datetime, limit: int = 50) -> list[WaitlistRequ
         .filter(Q(time_of_day="") | Q(time_of_day=_time_of_day(local.hour)))
         .exclude(offers__slot_id=slot.pk)
         .exclude(Exists(live_offer))
-        .select_related("citizen")
+        .select_related("citizen", "requested_by")
         .order_by("created_at", "id")
     )
     chosen: list[WaitlistRequest] = []
@@ -155,9 +157,12 @@ def _offerable(slot_id: int, now: datetime) -> Slot | None:
 
 
 def _may_offer_to(request: WaitlistRequest, slot: Slot, now: datetime) -> bool:
-    citizen = request.citizen
-    if not _reachable(citizen, request.channel) and not citizen.email:
+    citizen = request.citizen  # the patient: holds, limits, eligibility and overlaps are theirs
+    contact = contact_of(request)
+    if not _reachable(contact, request.channel) and not contact.email:
         return False
+    if not still_in_care(request):
+        return False  # the holder removed this dependant since asking
     # A citizen choosing a time on the portal right now keeps that hold: the offer would take it
     # (one hold per citizen). They are passed over for this slot, not for the next ones.
     if Slot.objects.filter(holder=citizen, hold_expires__gt=now).exclude(pk=slot.pk).exists():

@@ -8,6 +8,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from citizens.models import Citizen
+from citizens.selectors import patient_ids_for
 
 from ..models import Appointment, OutboxEvent, Slot
 from .models import WaitlistOffer, WaitlistRequest
@@ -15,13 +16,16 @@ from .services import token_hash
 
 
 def waitlist_requests_for_citizen(*, citizen: Citizen, now: datetime | None = None) -> list[WaitlistRequest]:
-    """The citizen's waiting requests, oldest first, each with ``live_offer`` (or None) set."""
+    """The citizen's waiting requests and their dependants', oldest first, each with ``live_offer``
+    (or None) set; ``request.citizen`` is the patient."""
     now = now or timezone.now()
     requests = list(
         WaitlistRequest.objects.filter(
-            citizen=citizen, status=WaitlistRequest.Status.ACTIVE, expires_at__gt=now
+            citizen_id__in=patient_ids_for(citizen=citizen),
+            status=WaitlistRequest.Status.ACTIVE,
+            expires_at__gt=now,
         )
-        .select_related("practitioner", "gmf")
+        .select_related("practitioner", "gmf", "citizen")
         .order_by("created_at", "id")
     )
     live = {
@@ -40,7 +44,9 @@ def waitlist_offer_for_token(token: str) -> WaitlistOffer | None:
     if not token or len(token) > 100:
         return None
     return (
-        WaitlistOffer.objects.select_related("slot__clinic", "slot__practitioner", "request", "appointment")
+        WaitlistOffer.objects.select_related(
+            "slot__clinic", "slot__practitioner", "request__requested_by", "citizen", "appointment"
+        )
         .filter(token_hash=token_hash(token))
         .first()
     )

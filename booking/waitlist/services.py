@@ -15,10 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from citizens.models import Citizen
-from citizens.selectors import citizen_care
+from citizens.selectors import citizen_care, dependant_of_person, patient_ids_for
 
 from .. import errors
 from ..models import Appointment, Reason, Slot
+from ..patients import PatientNotFound
 from ..selectors import MAX_DAYS_AHEAD, QUEBEC_TZ, RADII_KM, TIME_OF_DAY, fsa_get
 from ..services import _lock_timeout, appointment_book, slot_release_hold_token
 from ..sms import mobile_e164, sms_enabled
@@ -53,6 +54,22 @@ def window_end(day: date) -> datetime:
 # --- requests --------------------------------------------------------------------------------------
 
 
+def contact_of(request: WaitlistRequest) -> Citizen:
+    """Who is told of the request's offers: the account holder who asked for a dependant, else
+    the patient themself."""
+    return request.requested_by if request.requested_by_id else request.citizen  # type: ignore[return-value]
+
+
+def still_in_care(request: WaitlistRequest) -> bool:
+    """A request made for a dependant counts only while the holder still has them in their care."""
+    if request.requested_by_id is None:
+        return True
+    return (
+        dependant_of_person(guardian=request.requested_by, citizen_id=request.citizen_id)  # type: ignore[arg-type]
+        is not None
+    )
+
+
 def _reachable(citizen: Citizen, channel: str) -> bool:
     if channel == WaitlistRequest.Channel.SMS:
         return sms_enabled() and mobile_e164(citizen.mobile) is not None
@@ -71,15 +88,26 @@ def waitlist_request_create(
     radius_km: int = 25,
     channel: str = WaitlistRequest.Channel.EMAIL,
     language: str = "fr",
+    requested_by: Citizen | None = None,
     now: datetime | None = None,
 ) -> WaitlistRequest:
     """Put the citizen on the waitlist for one path, reason, area and window.
 
     The area is fixed now from the path: the citizen's family doctor, their doctor's GMF, or a
-    circle around a postal-code area. At most ``WAITLIST_MAX_ACTIVE_REQUESTS`` waiting requests per
-    person (the citizen's row is locked so that two tabs cannot both pass the count).
+    circle around a postal-code area (the patient's own: a dependant's doctor, GMF and postal code).
+    At most ``WAITLIST_MAX_ACTIVE_REQUESTS`` waiting requests per person, counted per patient (the
+    patient's row is locked so that two tabs, or two guardians, cannot both pass the count).
+
+    ``requested_by``: the account holder asking for ``citizen``, one of their dependants
+    (``PatientNotFound`` otherwise); the offers then go to the holder's channel.
     """
     now = now or timezone.now()
+    if requested_by is not None:
+        if requested_by.pk == citizen.pk:
+            requested_by = None
+        elif dependant_of_person(guardian=requested_by, citizen_id=citizen.pk) is None:
+            raise PatientNotFound
+    contact = requested_by or citizen
     today = timezone.localdate(now, QUEBEC_TZ)
     if reason not in Reason.values:
         raise errors.ReasonNotAccepted
@@ -87,7 +115,7 @@ def waitlist_request_create(
         raise errors.InvalidPeriod
     if time_of_day and time_of_day not in TIME_OF_DAY:
         raise errors.InvalidPeriod
-    if channel not in WaitlistRequest.Channel.values or not _reachable(citizen, channel):
+    if channel not in WaitlistRequest.Channel.values or not _reachable(contact, channel):
         raise errors.WaitlistNoContact
     scope: dict[str, object] = {}
     care = citizen_care(citizen=citizen)
@@ -124,6 +152,7 @@ def waitlist_request_create(
             raise errors.WaitlistLimitReached
         request = WaitlistRequest.objects.create(
             citizen=citizen,
+            requested_by=requested_by,
             path=path,
             reason=reason,
             date_from=date_from,
@@ -143,11 +172,16 @@ def waitlist_request_create(
 def waitlist_request_withdraw(
     *, citizen: Citizen, request_id: int, now: datetime | None = None
 ) -> WaitlistRequest:
-    """The citizen withdraws a request; a live offer made for it ends and its slot passes on."""
+    """The citizen withdraws a request of theirs or of one of their dependants; a live offer made for
+    it ends and its slot passes on. Anyone else's request is not found."""
     now = now or timezone.now()
     with transaction.atomic():
         _lock_timeout()
-        request = WaitlistRequest.objects.select_for_update().filter(pk=request_id, citizen=citizen).first()
+        request = (
+            WaitlistRequest.objects.select_for_update()
+            .filter(pk=request_id, citizen_id__in=patient_ids_for(citizen=citizen))
+            .first()
+        )
         if request is None:
             raise errors.WaitlistRequestNotFound
         if request.status != WaitlistRequest.Status.ACTIVE:
@@ -178,14 +212,20 @@ def _end_offer(offer: WaitlistOffer, status: str, now: datetime) -> None:
 # --- answers ---------------------------------------------------------------------------------------
 
 
-def _locked_offer(token: str) -> WaitlistOffer:
+def offer_is_for(offer: WaitlistOffer, caller: Citizen) -> bool:
+    """Whether ``caller`` may answer this offer when they act as themself (the citizen API): it is
+    theirs, one of their dependants', or one they asked for."""
+    return offer.request.requested_by_id == caller.pk or offer.citizen_id in patient_ids_for(citizen=caller)
+
+
+def _locked_offer(token: str, caller: Citizen | None = None) -> WaitlistOffer:
     offer = (
         WaitlistOffer.objects.select_for_update(of=("self",))
-        .select_related("request", "citizen")
+        .select_related("request__requested_by", "citizen")
         .filter(token_hash=token_hash(token))
         .first()
     )
-    if offer is None:
+    if offer is None or (caller is not None and not offer_is_for(offer, caller)):
         raise errors.OfferNotFound
     return offer
 
@@ -216,27 +256,37 @@ def _pass_on(slot_id: int) -> None:
         logger.warning("waitlist pass-on not enqueued; the beat will do it", extra={"slot_id": slot_id})
 
 
-def waitlist_offer_accept(*, token: str, now: datetime | None = None) -> Appointment:
-    """Book the offered slot: the confirmation page's POST. Single use: the offer row is locked,
-    and once ``accepted`` a second POST gets ``OfferUsed``. A refused booking ends the offer as
-    ``failed`` (committed) and passes the slot on; the refusal is then raised to the page."""
+def waitlist_offer_accept(
+    *, token: str, caller: Citizen | None = None, now: datetime | None = None
+) -> Appointment:
+    """Book the offered slot: the confirmation page's POST (and the citizen API's). Single use: the
+    offer row is locked, and once ``accepted`` a second POST gets ``OfferUsed``. A refused booking
+    ends the offer as ``failed`` (committed) and passes the slot on; the refusal is then raised.
+
+    The token is the credential; ``caller`` (the API's identified citizen) must also be the offer's
+    patient or their guardian, else ``OfferNotFound``. For a dependant, the appointment is the
+    dependant's, booked by the holder's account."""
     now = now or timezone.now()
     refusal: errors.ApplicationError | None = None
     with transaction.atomic():
         _lock_timeout()
-        offer = _locked_offer(token)
+        offer = _locked_offer(token, caller)
         _check_open(offer, now)
         # The offer's hold is gone if the citizen held another time on the portal meanwhile (one
         # hold per citizen): the booking then competes like any other, without a hold, and still
         # cannot take a time someone else holds.
         still_held = Slot.objects.filter(pk=offer.slot_id, hold_token=offer.hold_token).exists()
+        guardian = offer.request.requested_by
         try:
+            if not still_in_care(offer.request):
+                raise PatientNotFound  # the holder removed this dependant since asking
             appointment = appointment_book(
                 slot_id=offer.slot_id,
                 citizen=offer.citizen,
                 reason=offer.request.reason,
                 channel=Appointment.Channel.WAITLIST,
                 hold_token=offer.hold_token if still_held else "",
+                booked_by_user=guardian.account if guardian is not None else None,
                 now=now,
             )
         except errors.ApplicationError as exc:
@@ -261,13 +311,15 @@ def waitlist_offer_accept(*, token: str, now: datetime | None = None) -> Appoint
     return appointment
 
 
-def waitlist_offer_decline(*, token: str, now: datetime | None = None) -> WaitlistOffer:
+def waitlist_offer_decline(
+    *, token: str, caller: Citizen | None = None, now: datetime | None = None
+) -> WaitlistOffer:
     """The citizen says no: the hold is released and the slot passes on at once. The request keeps
-    waiting for another time."""
+    waiting for another time. ``caller`` as for ``waitlist_offer_accept``."""
     now = now or timezone.now()
     with transaction.atomic():
         _lock_timeout()
-        offer = _locked_offer(token)
+        offer = _locked_offer(token, caller)
         _check_open(offer, now)
         _end_offer(offer, WaitlistOffer.Status.DECLINED, now)
         _enqueue_pass_on(offer.slot_id)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from citizens.services import citizen_update_contact
 from config import ratelimit
 
-from .. import errors, session
+from .. import errors, patients, session
 from . import selectors, services
 from .forms import WaitlistForm
 from .models import WaitlistOffer
@@ -25,6 +25,14 @@ def waitlist_new(request: HttpRequest) -> HttpResponse:
     if citizen is None:
         messages.info(request, _("Please identify yourself with your health insurance card first."))
         return redirect(f"{reverse('booking:identify')}?next={reverse('booking:search')}")
+    # For one of the citizen's dependants (``patient``, carried over from the search's query):
+    # their own doctor, GMF and limits; the offers come to the citizen. Anyone else's: 404.
+    try:
+        patient, dependant = patients.patient_resolve(
+            citizen=citizen, dependant_id=request.GET.get("patient")
+        )
+    except patients.PatientNotFound as exc:
+        raise Http404 from exc
     initial = WaitlistForm.initial_from_search(
         request.GET,
         email=citizen.email,
@@ -43,7 +51,8 @@ def waitlist_new(request: HttpRequest) -> HttpResponse:
         )
         try:
             services.waitlist_request_create(
-                citizen=citizen,
+                citizen=patient,
+                requested_by=citizen if dependant else None,
                 path=data["path"],
                 reason=data["reason"],
                 date_from=data["date_from"],
@@ -65,7 +74,12 @@ def waitlist_new(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "booking/waitlist/new.html",
-        {"form": form, "citizen_fsa": citizen.fsa, "offer_minutes": services.offer_seconds() // 60},
+        {
+            "form": form,
+            "citizen_fsa": patient.fsa,
+            "dependant": dependant,
+            "offer_minutes": services.offer_seconds() // 60,
+        },
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
 

@@ -5,12 +5,16 @@ from datetime import date, time, timedelta
 from io import StringIO
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.test import Client
+from django.urls import reverse
 
 from booking.demo import DemoDataError, demo_seed, nam_for, name_letters
+from booking.demo_families import demo_password
 from booking.models import Appointment, Slot, mask_to_reasons
-from citizens.models import Citizen, Enrolment
+from citizens.models import Citizen, Dependant, Enrolment
 from citizens.nam import nam_matches_birth_date, parse_nam
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
@@ -313,3 +317,36 @@ def test_the_command_reports_counts_and_honours_if_empty():
     assert "3 clinics" in text and "15 practitioners" in text
     assert "nothing to do" in text
     assert Clinic.objects.count() == 3
+
+
+def test_a_few_demo_parents_have_an_account_and_children_to_book_for(settings):
+    settings.DEBUG = True  # demo_citizens prints demo cards only in development
+    counts = seed_small()
+    links = list(Dependant.objects.select_related("guardian__account", "citizen"))
+    assert counts["dependants"] == len(links) and 3 <= len(links) <= 6
+    parents = {link.guardian for link in links}
+    assert len(parents) == 3
+    start = SMALL["start_date"]
+    for link in links:
+        assert link.relationship == "parent" and link.added_by == link.guardian.account
+        assert (start - link.citizen.birth_date).days < 18 * 365
+        assert link.citizen.postal_code[:3] == link.guardian.postal_code[:3]
+        assert link.citizen.account is None
+    for parent in parents:
+        assert parent.account.email == parent.email
+        assert EmailAddress.objects.filter(user=parent.account, verified=True).exists()
+        # The printed password signs in (allauth), and the search then asks who it is for.
+        client = Client()
+        response = client.post(
+            reverse("account_login"), {"login": parent.email, "password": demo_password(parent.email)}
+        )
+        assert response.status_code == 302, response.content[:300]
+        search = client.get(reverse("booking:search")).content.decode()
+        assert all(link.citizen.first_name in search for link in links if link.guardian == parent)
+    out = StringIO()
+    call_command("demo_citizens", stdout=out)
+    text = out.getvalue()
+    for link in links:
+        assert f"dependant id {link.pk}" in text and parse_nam(link.citizen.nam).formatted in text
+    for parent in parents:
+        assert f"account {parent.email} | password {demo_password(parent.email)}" in text

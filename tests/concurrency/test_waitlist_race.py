@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from booking.models import Appointment, Slot, WaitlistOffer
+from booking.models import Appointment, Slot, WaitlistOffer, WaitlistRequest
 from booking.services import appointment_book, appointment_cancel, slot_hold
 from booking.waitlist.offers import waitlist_dispatch, waitlist_offer_next
 from booking.waitlist.services import waitlist_offer_accept, waitlist_request_create
+from citizens.models import Dependant
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,3 +150,36 @@ def test_during_the_offer_the_offered_citizen_wins_against_many_portal_attempts(
     assert appointment.citizen == waiting[0]
     # The same link posted twice at once: one books, the other is told it was used.
     assert outcomes.errors_by_type() == {"OfferUsed": 1, "SlotUnavailable": 6}
+
+
+def test_two_guardians_asking_for_one_child_at_once_stay_within_the_childs_limit(db, settings, concurrently):
+    """The limit of waiting requests is per patient: the child's row is locked while counting, so two
+    parents asking at the same moment for the child's last place get one request, not two."""
+    settings.WAITLIST_MAX_ACTIVE_REQUESTS = 3
+    FsaFactory()
+    today = timezone.localdate()
+    kid = CitizenFactory(first_name="Léa", email="")
+    parents = [CitizenFactory(first_name=name, email=f"{name}@example.org") for name in ("Marc", "Anne")]
+    for parent in parents:
+        Dependant.objects.create(
+            guardian=parent, citizen=kid, relationship="parent", attested_at=timezone.now()
+        )
+
+    def ask(parent):
+        return waitlist_request_create(
+            citizen=kid,
+            requested_by=parent,
+            path="near",
+            reason="child_0_5",
+            date_from=today,
+            date_to=today + timedelta(days=10),
+            fsa="H2X",
+        )
+
+    ask(parents[0])
+    ask(parents[1])
+    outcomes = concurrently([lambda p=p: ask(p) for p in parents * 3])
+
+    assert len(outcomes.winners) == 1
+    assert outcomes.errors_by_type() == {"WaitlistLimitReached": 5}
+    assert WaitlistRequest.objects.filter(citizen=kid, status="active").count() == 3

@@ -139,6 +139,12 @@ MATRIX: list[Row] = [
     GET("/api/v1/dependants", API_CITIZEN),  # each citizen's own list (empty for most)
     GET("/api/v1/appointments/{appointment}/cancel", API_POST_ONLY),
     GET("/api/v1/appointments/{appointment}/reschedule", API_POST_ONLY),
+    # The waitlist: each citizen's own requests and their dependants'; the offer is answered with its
+    # token in a JSON body (tests/booking/test_api_waitlist.py), so only the GETs are here.
+    GET("/api/v1/waitlist", API_CITIZEN),
+    GET("/api/v1/waitlist/{waitlist_a}/withdraw", API_POST_ONLY),
+    GET("/api/v1/waitlist/offers/accept", API_POST_ONLY),
+    GET("/api/v1/waitlist/offers/decline", API_POST_ONLY),
     # The EMR API (FHIR R4). Metadata is public, as FHIR requires.
     GET(f"{FHIR}/", FHIR_POST_ONLY),  # transaction / batch Bundles: POST only
     GET(f"{FHIR}/metadata", everyone(200)),
@@ -337,6 +343,7 @@ MATRIX: list[Row] = [
     # The waitlist: asking needs a card identified in this session; the offer's link carries its own
     # single-use token, the credential whoever opens it (its POST books: tests/booking).
     GET("/liste-attente/demande/", IDENTIFIED),
+    GET("/liste-attente/demande/?patient={dependant}", but(302, citizen_a=404, citizen_b=404, guardian=200)),
     GET("/liste-attente/{waitlist_a}/retirer/", everyone(405)),
     GET("/offre/{offer_token}/", everyone(200)),
     GET("/offre/not-a-token/", everyone(404)),
@@ -351,6 +358,7 @@ MATRIX: list[Row] = [
     POST(
         "/liste-attente/{waitlist_a}/retirer/", but(302, citizen_b=404, guardian=404)
     ),  # others: sent to identify
+    POST("/api/v1/waitlist/{waitlist_a}/withdraw", but(401, citizen_a=200, citizen_b=404, guardian=404)),
     POST("/rendez-vous/{dependant_appointment}/annuler/", but(404, guardian=302), reason="other"),
     POST(
         "/clinique/{clinic_a}/telephone/",

@@ -1,0 +1,96 @@
+"""Search, hold and book are rate-limited per citizen on the pages and the citizen API alike: the
+request past the limit gets 429 with Retry-After (a friendly page, or the API's error body), and
+another citizen carries on. Identification's limits are in tests/citizens/test_identify.py."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from booking.models import Reason
+from tests.booking.test_api import bearer, error, post
+from tests.conftest import identify_payload
+from tests.factories import CitizenFactory, FsaFactory, SlotFactory
+
+pytestmark = pytest.mark.django_db
+
+SEARCH = {
+    "path": "near",
+    "reason": Reason.FOLLOW_UP,
+    "postal_code": "H2X",
+    "radius_km": 25,
+    "sort": "soonest",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fsa(db):
+    FsaFactory()
+
+
+def _identified(citizen) -> Client:
+    client = Client()
+    assert client.post(reverse("booking:identify"), identify_payload(citizen)).status_code == 302
+    return client
+
+
+def _page_search(client, slot):
+    return client.get(reverse("booking:search"), SEARCH)
+
+
+def _page_hold(client, slot):
+    return client.post(reverse("booking:hold", args=[slot.pk]), {"reason": Reason.FOLLOW_UP})
+
+
+def _page_book(client, slot):
+    assert _page_hold(client, slot).status_code == 302  # the hold's own limit is not the one tested
+    token = client.get(reverse("booking:confirm", args=[slot.pk])).context["form"].initial["hold_token"]
+    data = {"reason": Reason.FOLLOW_UP, "email": "julie@example.org", "language": "fr", "hold_token": token}
+    return client.post(reverse("booking:confirm", args=[slot.pk]), data)
+
+
+PAGES = {"search": _page_search, "hold": _page_hold, "book": _page_book}
+
+
+@pytest.mark.parametrize("limit", ["search", "hold", "book"])
+def test_the_pages_answer_429_past_the_limit_with_a_friendly_page(limit, citizen, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, limit: "1/3600"}
+    client = _identified(citizen)
+    first = PAGES[limit](client, SlotFactory())
+    assert first.status_code in (200, 302)
+    second = PAGES[limit](client, SlotFactory())
+    assert second.status_code == 429
+    assert 0 < int(second["Retry-After"]) <= 3600
+    assert "811" in second.content.decode()
+    other = _identified(CitizenFactory(first_name="Marc", last_name="Roy", sex="M"))
+    assert PAGES[limit](other, SlotFactory()).status_code in (200, 302)
+
+
+def _api_search(client, citizen, slot):
+    return client.get("/api/v1/slots", {"path": "near"}, **bearer(citizen))
+
+
+def _api_hold(client, citizen, slot):
+    return post(client, "/api/v1/holds", {"slot_id": slot.pk}, **bearer(citizen))
+
+
+def _api_book(client, citizen, slot):
+    return post(
+        client, "/api/v1/appointments", {"slot_id": slot.pk, "reason": Reason.FOLLOW_UP}, **bearer(citizen)
+    )
+
+
+API = {"search": _api_search, "hold": _api_hold, "book": _api_book}
+
+
+@pytest.mark.parametrize("limit", ["search", "hold", "book"])
+def test_the_api_answers_429_past_the_limit_with_retry_after(limit, citizen, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, limit: "1/3600"}
+    client = Client()
+    assert API[limit](client, citizen, SlotFactory()).status_code in (200, 201)
+    second = API[limit](client, citizen, SlotFactory())
+    assert second.status_code == 429
+    retry_after = int(second["Retry-After"])
+    assert 0 < retry_after <= 3600
+    assert error(second)["code"] == "rate_limited" and error(second)["retry_after"] == retry_after
+    other = CitizenFactory(first_name="Marc", last_name="Roy", sex="M")
+    assert API[limit](client, other, SlotFactory()).status_code in (200, 201)
