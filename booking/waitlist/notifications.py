@@ -35,6 +35,8 @@ def offer_message_send(offer: WaitlistOffer, token: str) -> str:
     credential in the message: never the NAM."""
     citizen = offer.citizen
     request = offer.request
+    if citizen is None:  # anonymized: nobody to write to
+        return ""
     key = f"waitlist-offer-{offer.pk}"
     with translation.override(request.language or settings.LANGUAGE_CODE):
         context = offer_context(offer, token)

@@ -127,7 +127,8 @@ def _candidates(slot: Slot, now: datetime, limit: int = 50) -> list[WaitlistRequ
             km = _distance_km(clinic.latitude, clinic.longitude, request.latitude, request.longitude)
             if km > (request.radius_km or 0):
                 continue
-        seen.add(request.citizen_id)
+        if request.citizen_id is not None:
+            seen.add(request.citizen_id)
         chosen.append(request)
         if len(chosen) >= limit:
             break
@@ -156,6 +157,8 @@ def _offerable(slot_id: int, now: datetime) -> Slot | None:
 
 def _may_offer_to(request: WaitlistRequest, slot: Slot, now: datetime) -> bool:
     citizen = request.citizen
+    if citizen is None:  # anonymized (an ended request only; defensive)
+        return False
     if not _reachable(citizen, request.channel) and not citizen.email:
         return False
     # A citizen choosing a time on the portal right now keeps that hold: the offer would take it
@@ -181,7 +184,7 @@ def waitlist_offer_next(*, slot_id: int, now: datetime | None = None) -> OfferMa
     if slot is None:
         return None
     for request in _candidates(slot, now):
-        if not _may_offer_to(request, slot, now):
+        if request.citizen is None or not _may_offer_to(request, slot, now):
             continue
         token = secrets.token_urlsafe(32)
         try:
