@@ -26,7 +26,7 @@ from clinics.audit_chain import chain_append, chain_for_model
 from clinics.models import BoardRole, ClinicMembership
 
 from . import errors
-from .models import Appointment, CitizenDataEvent, Reason, Reminder, Slot
+from .models import OCCUPYING_STATUSES, Appointment, CitizenDataEvent, Reason, Reminder, Slot
 from .selectors import appointment_is_cancellable
 from .services import appointment_cancel
 from .services._common import _lock_timeout
@@ -217,8 +217,9 @@ def citizen_data_audit(*, citizen: Citizen, user: User | None, data: dict[str, A
 
 class CloseRefused(Exception):  # noqa: N818
     """The account cannot be closed online: ``code`` says why (``too_late``: an appointment is past
-    the clinic's online cancellation cut-off, call the clinic; ``staff``: the account also signs in
-    to clinic or board work). ``appointments`` names the appointments concerned."""
+    the clinic's online cancellation cut-off, or the patient has arrived: call the clinic; ``staff``:
+    the account also signs in to clinic or board work; ``changed``: an appointment was booked while
+    closing, nothing more was done). ``appointments`` names the appointments concerned."""
 
     def __init__(self, code: str, appointments: list[Appointment] | None = None) -> None:
         super().__init__(code)
@@ -254,7 +255,9 @@ def close_check(*, citizen: Citizen, user: User | None, now: datetime | None = N
     ):
         raise CloseRefused("staff")
     future = future_appointments(citizen=citizen, now=now)
+    arrived = Appointment.objects.filter(citizen=citizen, status=Appointment.Status.ARRIVED, start__gt=now)
     too_late = [a for a in future if not appointment_is_cancellable(a, now=now)]
+    too_late += list(arrived.select_related("clinic"))
     if too_late:
         raise CloseRefused("too_late", too_late)
     return future
@@ -284,10 +287,29 @@ def account_close(*, citizen: Citizen, user: User | None, now: datetime | None =
     ).values_list("pk", flat=True):
         waitlist_request_withdraw(citizen=citizen, request_id=request_id, now=now)
         result.waitlist_withdrawn += 1
+    _close_in_transaction(citizen=citizen, user=user, now=now, result=result)
+    logger.info(
+        "account closed",
+        extra={"citizen_id": citizen.pk, "cancelled": len(result.cancelled), "links": result.links_ended},
+    )
+    return result
+
+
+def _close_in_transaction(
+    *, citizen: Citizen, user: User | None, now: datetime, result: ClosedAccount
+) -> None:
+    """The erasing step, after the cancellations. Bookings lock the citizen row too: once it is
+    locked here, none is half done, and one committed since the cancellations stops the closing
+    (an occupying future appointment is never anonymized)."""
     email, language = citizen.email, citizen.preferred_language
     with transaction.atomic():
         _lock_timeout()
         Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+        booked_meanwhile = list(
+            Appointment.objects.filter(citizen=citizen, status__in=OCCUPYING_STATUSES, start__gt=now)
+        )
+        if booked_meanwhile:
+            raise CloseRefused("changed", booked_meanwhile)
         dependant_ids = list(Dependant.objects.filter(guardian=citizen).values_list("citizen_id", flat=True))
         if email:
             # A child's confirmations went to the holder's address: it is the holder's, erased too.
@@ -310,11 +332,6 @@ def account_close(*, citizen: Citizen, user: User | None, now: datetime | None =
         if email:
             transaction.on_commit(lambda: _send_closed_email(email, language, result))
     citizen.email, citizen.mobile, citizen.account = "", "", None
-    logger.info(
-        "account closed",
-        extra={"citizen_id": citizen.pk, "cancelled": len(result.cancelled), "links": result.links_ended},
-    )
-    return result
 
 
 def _account_deactivate(user: User) -> None:

@@ -99,6 +99,10 @@ REFUSALS = {
         "Some appointments can no longer be cancelled online. Call the clinic to cancel them, then close "
         "your account."
     ),
+    "changed": gettext_lazy(
+        "An appointment was booked while your account was being closed, so it was not closed. Check "
+        "your appointments, then try again."
+    ),
     "staff": gettext_lazy(
         "This account is also used for clinic or board work: it cannot be closed here. Ask your "
         "administrator."

@@ -286,3 +286,28 @@ def test_two_closings_at_once_free_the_slot_exactly_once():
     assert Slot.objects.get(pk=slot.pk).status == "free"
     assert OutboxEvent.objects.filter(appointment=appointment, kind="appointment.cancelled").count() == 1
     assert Appointment.objects.get(pk=appointment.pk).citizen_id is None
+
+
+@pytest.mark.django_db
+def test_an_arrived_patient_cannot_close_before_the_visit(family):
+    parent, _kid, _link, own, _kids = family
+    Appointment.objects.filter(pk=own.pk).update(status="arrived")
+    client = _signed_in(family)
+    assert client.post(CLOSE, {"confirm": "on", "password": "correct horse battery"}).status_code == 409
+    assert Appointment.objects.get(pk=own.pk).citizen_id == parent.pk
+
+
+@pytest.mark.django_db
+def test_an_appointment_booked_while_closing_stops_the_erasing_step(family):
+    """Bookings lock the citizen row, as the erasing step does: one committed after the
+    cancellations is found there, and nothing is erased (an occupying appointment keeps its patient)."""
+    from booking.privacy import ClosedAccount, CloseRefused, _close_in_transaction
+
+    parent, _kid, _link, own, _kids = family
+    with pytest.raises(CloseRefused) as refused:
+        _close_in_transaction(citizen=parent, user=parent.account, now=timezone.now(), result=ClosedAccount())
+    assert refused.value.code == "changed" and refused.value.appointments == [own]
+    parent.refresh_from_db()
+    assert parent.email and parent.account_id and Dependant.objects.exists()
+    assert Appointment.objects.get(pk=own.pk).citizen_id == parent.pk
+    assert not CitizenDataEvent.objects.exists()
