@@ -218,7 +218,8 @@ def citizen_data_audit(*, citizen: Citizen, user: User | None, data: dict[str, A
 class CloseRefused(Exception):  # noqa: N818
     """The account cannot be closed online: ``code`` says why (``too_late``: an appointment is past
     the clinic's online cancellation cut-off, or the patient has arrived: call the clinic; ``staff``:
-    the account also signs in to clinic or board work; ``changed``: an appointment was booked while
+    the account also signs in to clinic or board work; ``sign_in``: the card is linked to an account,
+    which only its holder, signed in, may close; ``changed``: an appointment was booked while
     closing, nothing more was done). ``appointments`` names the appointments concerned."""
 
     def __init__(self, code: str, appointments: list[Appointment] | None = None) -> None:
@@ -254,6 +255,8 @@ def close_check(*, citizen: Citizen, user: User | None, now: datetime | None = N
         or BoardRole.objects.filter(user=user).exists()
     ):
         raise CloseRefused("staff")
+    if user is None and citizen.account_id is not None:
+        raise CloseRefused("sign_in")  # the card alone does not close someone's account
     future = future_appointments(citizen=citizen, now=now)
     arrived = Appointment.objects.filter(citizen=citizen, status=Appointment.Status.ARRIVED, start__gt=now)
     too_late = [a for a in future if not appointment_is_cancellable(a, now=now)]
@@ -301,10 +304,12 @@ def _close_in_transaction(
     """The erasing step, after the cancellations. Bookings lock the citizen row too: once it is
     locked here, none is half done, and one committed since the cancellations stops the closing
     (an occupying future appointment is never anonymized)."""
-    email, language = citizen.email, citizen.preferred_language
     with transaction.atomic():
         _lock_timeout()
-        Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+        # Read under the lock: a second closing queued behind the first finds no address left, and
+        # sends no second confirmation.
+        locked = Citizen.objects.select_for_update().get(pk=citizen.pk)
+        email, language = locked.email, locked.preferred_language
         booked_meanwhile = list(
             Appointment.objects.filter(citizen=citizen, status__in=OCCUPYING_STATUSES, start__gt=now)
         )

@@ -103,6 +103,7 @@ REFUSALS = {
         "An appointment was booked while your account was being closed, so it was not closed. Check "
         "your appointments, then try again."
     ),
+    "sign_in": gettext_lazy("Your card is linked to an account: sign in to your account to close it."),
     "staff": gettext_lazy(
         "This account is also used for clinic or board work: it cannot be closed here. Ask your "
         "administrator."

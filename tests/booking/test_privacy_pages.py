@@ -286,6 +286,8 @@ def test_two_closings_at_once_free_the_slot_exactly_once():
     assert Slot.objects.get(pk=slot.pk).status == "free"
     assert OutboxEvent.objects.filter(appointment=appointment, kind="appointment.cancelled").count() == 1
     assert Appointment.objects.get(pk=appointment.pk).citizen_id is None
+    # The address is read under the lock: only the first closing has one to write to.
+    assert [m.to for m in mail.outbox if m.subject == "Votre compte est fermé"] == [[citizen.email]]
 
 
 @pytest.mark.django_db
@@ -311,3 +313,14 @@ def test_an_appointment_booked_while_closing_stops_the_erasing_step(family):
     assert parent.email and parent.account_id and Dependant.objects.exists()
     assert Appointment.objects.get(pk=own.pk).citizen_id == parent.pk
     assert not CitizenDataEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_card_alone_does_not_close_an_account(family):
+    parent, *_ = family
+    client = _identified(parent)  # her card, not her account
+    page = client.get(CLOSE).content.decode()
+    assert "connectez-vous" in page.lower() and 'name="confirm"' not in page
+    assert client.post(CLOSE, {"confirm": "on"}).status_code == 409
+    parent.refresh_from_db()
+    assert parent.account_id is not None and User.objects.get(pk=parent.account_id).is_active
