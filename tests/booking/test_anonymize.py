@@ -21,6 +21,7 @@ from clinics.audit_chain import chain_verify, chains
 from clinics.models import PhoneBookingNote
 from tests.concurrency.conftest import run_concurrently
 from tests.factories import CitizenFactory, FsaFactory, RoleFactory, SlotFactory, UserFactory
+from tests.sync.conftest import fhir_a, persona_a  # noqa: F401 - fixtures: EMR client A and its token
 
 DAYS = 730
 KEPT = (
@@ -188,3 +189,24 @@ def test_two_runs_at_once_anonymize_each_appointment_once(settings):
     assert not outcomes.errors_by_type()
     assert sum(o.value.appointments_anonymized for o in outcomes) == 6
     assert not Appointment.objects.exclude(citizen=None).exists()
+
+
+@pytest.mark.django_db
+def test_the_emr_reads_an_anonymized_appointment_without_a_patient(settings, fhir_a, persona_a):  # noqa: F811
+    from sync.models import AuditEvent
+
+    settings.RETENTION_APPOINTMENT_DAYS = DAYS
+    slot = SlotFactory(role=persona_a.role)
+    appointment = appointment_book(
+        slot_id=slot.pk, citizen=CitizenFactory(), reason="urgent", channel="portal"
+    )
+    retention_apply(now=appointment.start + timedelta(days=DAYS + 1))
+    response = fhir_a.get(f"/fhir/r4/Appointment/{appointment.pk}")
+    assert response.status_code == 200
+    actors = [p["actor"]["reference"] for p in response.json()["participant"]]
+    assert actors and not [a for a in actors if a.startswith("Patient/")]
+    assert response.json()["status"] == "booked"
+    search = fhir_a.get(f"/fhir/r4/Appointment?_id={appointment.pk}")
+    assert search.status_code == 200, search.content[:300]
+    assert AuditEvent.objects.filter(resource_type="Appointment", resource_id=appointment.pk).exists()
+    assert all(chain_verify(chain).ok for chain in chains())
