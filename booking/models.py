@@ -214,7 +214,11 @@ class Appointment(models.Model):
     CLINIC_CANCEL_REASONS = ("patient_request", "practitioner_away", "clinic_closed", "other")
 
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
-    citizen = models.ForeignKey("citizens.Citizen", on_delete=models.PROTECT, related_name="appointments")
+    # Empty once anonymized (booking.services.retention, or the citizen closed their account): the
+    # row then keeps only what provincial reporting needs (clinic, times, reason, status, channel).
+    citizen = models.ForeignKey(
+        "citizens.Citizen", null=True, blank=True, on_delete=models.PROTECT, related_name="appointments"
+    )
     clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="appointments")
     start = models.DateTimeField()
     end = models.DateTimeField()
@@ -447,6 +451,32 @@ class HelpdeskLookup(models.Model):
 
     def __str__(self) -> str:
         return f"Help desk lookup #{self.pk} by user #{self.user_id} ({self.by})"
+
+
+class CitizenDataEvent(models.Model):
+    """A citizen's own privacy request (docs/privacy.md): their data downloaded, or their account
+    closed. One row per person concerned (the citizen, and each dependant whose data the download
+    carried), linked to its own hash chain (``clinics.audit_chain``, chain ``citizen``) like the staff
+    and EMR logs. Ids only, and no foreign keys: anonymizing or closing never changes a row."""
+
+    class Action(models.TextChoices):
+        VIEW = "view", _("Data shown")
+        EXPORT = "export", _("Data downloaded")
+        CLOSE = "close", _("Account closed")
+
+    actor_id = models.BigIntegerField(help_text=_("The citizen who asked (their internal id)."))
+    user_id = models.BigIntegerField(null=True, blank=True, help_text=_("Their account, if signed in."))
+    action = models.CharField(max_length=10, choices=Action.choices)
+    resource_id = models.BigIntegerField(help_text=_("The person whose data it was (internal id)."))
+    at = models.DateTimeField(db_index=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    chain_hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        verbose_name = _("citizen privacy request")
+
+    def __str__(self) -> str:
+        return f"{self.action} citizen #{self.resource_id} by citizen #{self.actor_id}"
 
 
 # The waitlist's (docs/waitlist.md) and provincial reporting's (docs/metrics.md) models live in

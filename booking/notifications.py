@@ -66,7 +66,7 @@ def _context(appointment: Appointment) -> dict[str, Any]:
 def send_appointment_email(appointment: Appointment, kind: str) -> bool:
     """``kind``: ``booked`` or ``cancelled``. Returns False when there is no address to write to."""
     citizen = appointment.citizen
-    if not citizen.email:
+    if citizen is None or not citizen.email:  # anonymized, or no address
         return False
     with translation.override(citizen.preferred_language or settings.LANGUAGE_CODE):
         context = _context(appointment)

@@ -31,6 +31,8 @@ def patient_of_appointment(*, citizen: Citizen, appointment: Appointment) -> tup
     """The patient of an appointment the citizen reached through ``appointment_get_for_citizen``."""
     if appointment.citizen_id == citizen.pk:
         return citizen, None
+    if appointment.citizen_id is None:  # anonymized: nobody's any more
+        raise PatientNotFound
     dependant = dependant_of_person(guardian=citizen, citizen_id=appointment.citizen_id)
     if dependant is None:
         raise PatientNotFound

@@ -302,7 +302,8 @@ def reminder_context(reminder: Reminder) -> dict[str, Any]:
 def reminder_render(reminder: Reminder) -> dict[str, str]:
     """The message in the citizen's language: ``subject``/``text``/``html``, or ``sms``."""
     citizen = reminder.appointment.citizen
-    with translation.override(citizen.preferred_language or settings.LANGUAGE_CODE):
+    language = citizen.preferred_language if citizen is not None else ""
+    with translation.override(language or settings.LANGUAGE_CODE):
         context = reminder_context(reminder)
         if reminder.channel == Reminder.Channel.SMS:
             # One line, no blank lines: an SMS is billed by length.
@@ -319,6 +320,8 @@ def _send(reminder: Reminder) -> str:
     """Hand the message to its backend with the idempotency key; returns the provider's id."""
     citizen = reminder.appointment.citizen
     key = reminder.idempotency_key
+    if citizen is None:
+        raise Unsendable("anonymized")
     if reminder.channel == Reminder.Channel.SMS:
         to = mobile_e164(citizen.mobile)
         if not to:

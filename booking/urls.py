@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import helpdesk_views, views
+from . import helpdesk_views, views, views_privacy
 from .waitlist import views as waitlist_views
 
 app_name = "booking"
@@ -24,6 +24,9 @@ urlpatterns = [
         "liste-attente/<int:request_id>/retirer/", waitlist_views.waitlist_withdraw, name="waitlist_withdraw"
     ),
     path("offre/<str:token>/", waitlist_views.waitlist_offer, name="waitlist_offer"),
+    # Law 25 (docs/privacy.md): the citizen's own data, and closing the account.
+    path("mes-donnees/", views_privacy.my_data, name="my_data"),
+    path("fermer-mon-compte/", views_privacy.close_account, name="close_account"),
     # The board's help desk (booking.helpdesk): board administrators, with a recorded reason.
     path("soutien/", helpdesk_views.lookup, name="helpdesk"),
 ]

@@ -10,8 +10,11 @@ from .audit_chain import chain_append, chain_for_model
 from .models import Clinic, StaffAuditEvent
 
 
-def audit_staff_read(*, user: User, clinic: Clinic | None, purpose: str, citizen_ids: Iterable[int]) -> int:
-    """One row per citizen shown, in one INSERT, linked to the staff chain; ids only."""
+def audit_staff_read(
+    *, user: User, clinic: Clinic | None, purpose: str, citizen_ids: Iterable[int | None]
+) -> int:
+    """One row per citizen shown, in one INSERT, linked to the staff chain; ids only. An anonymized
+    appointment (no citizen, ``None``) shows nobody: no row."""
     now = timezone.now()
     rows = [
         StaffAuditEvent(
@@ -24,6 +27,7 @@ def audit_staff_read(*, user: User, clinic: Clinic | None, purpose: str, citizen
             at=now,
         )
         for pk in dict.fromkeys(citizen_ids)
+        if pk is not None
     ]
     chain_append(chain_for_model(StaffAuditEvent), rows)
     return len(rows)

@@ -154,7 +154,7 @@ def citizen_ids_shown(agenda: Iterable[AgendaDay]) -> list[int]:
     seen: dict[int, None] = {}
     for day in agenda:
         for row in day.rows:
-            if row.appointment is not None:
+            if row.appointment is not None and row.appointment.citizen_id is not None:
                 seen.setdefault(row.appointment.citizen_id, None)
     return list(seen)
 

@@ -328,7 +328,9 @@ def period_block(request: HttpRequest, clinic_id: int) -> HttpResponse:
             except ApplicationError as exc:
                 form.add_error(None, _error_text(exc))
             else:
-                without_email = [a.reference for a in result.cancelled if not a.citizen.email]
+                without_email = [
+                    a.reference for a in result.cancelled if a.citizen is None or not a.citizen.email
+                ]
                 messages.success(
                     request,
                     _(

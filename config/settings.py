@@ -29,6 +29,9 @@ NOTIFICATIONS_SWEEP_AFTER_SECONDS = env.int("NOTIFICATIONS_SWEEP_AFTER_SECONDS",
 # holder id is cleared this long after expiry; a search without result keeps its postal area this long.
 RETENTION_EXPIRED_HOLD_HOURS = env.int("RETENTION_EXPIRED_HOLD_HOURS", default=24)
 RETENTION_SEARCH_DETAIL_DAYS = env.int("RETENTION_SEARCH_DETAIL_DAYS", default=180)
+# Appointments (and ended waitlist requests) are anonymized this long after they started: two
+# years (docs/privacy.md, "Retention task" says why).
+RETENTION_APPOINTMENT_DAYS = env.int("RETENTION_APPOINTMENT_DAYS", default=730)
 # ---------------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

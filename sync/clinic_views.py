@@ -101,7 +101,7 @@ def conflict_detail(request: HttpRequest, clinic_id: int, conflict_id: int) -> H
             else:
                 messages.success(request, _success_text(resolved, clinic.tz))
                 return redirect(reverse("sync_clinic:emr", args=[clinic.pk]))
-    if conflict.appointment is not None:
+    if conflict.appointment is not None and conflict.appointment.citizen_id is not None:
         audit_staff_read(
             user=user, clinic=clinic, purpose=AUDIT_PURPOSE, citizen_ids=[conflict.appointment.citizen_id]
         )

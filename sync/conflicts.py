@@ -87,7 +87,11 @@ def conflict_get_for_clinic(*, clinic: Clinic, conflict_id: int) -> SyncConflict
 
 
 def citizen_ids_shown(conflicts: list[SyncConflict]) -> list[int]:
-    return [c.appointment.citizen_id for c in conflicts if c.appointment is not None]
+    return [
+        c.appointment.citizen_id
+        for c in conflicts
+        if c.appointment is not None and c.appointment.citizen_id is not None
+    ]
 
 
 @dataclass(frozen=True)

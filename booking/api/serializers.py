@@ -161,10 +161,13 @@ class AppointmentSerializer(serializers.Serializer[Appointment]):
     def get_patient(self, appointment: Appointment) -> dict[str, Any]:
         caller: Citizen | None = self.context.get("caller")
         dependant_id = None
-        if caller is not None and appointment.citizen_id != caller.pk:
-            link = dependant_of_person(guardian=caller, citizen_id=appointment.citizen_id)
+        patient = appointment.citizen
+        if patient is None:  # anonymized
+            return {"dependant_id": None, "first_name": ""}
+        if caller is not None and patient.pk != caller.pk:
+            link = dependant_of_person(guardian=caller, citizen_id=patient.pk)
             dependant_id = link.pk if link else None
-        return {"dependant_id": dependant_id, "first_name": appointment.citizen.first_name}
+        return {"dependant_id": dependant_id, "first_name": patient.first_name}
 
     @extend_schema_field(serializers.DateTimeField())
     def get_local_start(self, appointment: Appointment) -> str:

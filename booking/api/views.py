@@ -772,7 +772,7 @@ class AppointmentRescheduleApi(APIView):
             )
         except errors.SlotUnavailable as exc:
             raise _slot_unavailable_with_alternatives(
-                exc, citizen=appointment.citizen, slot_id=d["slot_id"], reason=d.get("reason", "")
+                exc, citizen=appointment.citizen or citizen, slot_id=d["slot_id"], reason=d.get("reason", "")
             ) from exc
         created = new.created_at >= started
         return Response(

@@ -370,6 +370,8 @@ def appointment_reschedule(
     """
     now = now or timezone.now()
     citizen = appointment.citizen
+    if citizen is None:  # anonymized: long past, or its citizen closed their account
+        raise errors.NotCancellable
     if hold_token:
         existing = _appointment_for_hold(hold_token, citizen, new_slot_id)
         if existing is not None and existing.rescheduled_from_id == appointment.pk:
@@ -441,7 +443,7 @@ def appointment_move_by_clinic(
     citizen = appointment.citizen
     if appointment.slot_id == new_slot_id:
         raise errors.SameSlot
-    if appointment.status != Appointment.Status.BOOKED or appointment.start <= now:
+    if appointment.status != Appointment.Status.BOOKED or appointment.start <= now or citizen is None:
         raise errors.NotCancellable
     if not Slot.objects.filter(pk=new_slot_id, clinic_id=appointment.clinic_id).exists():
         raise errors.SlotNotFound  # a clinic moves appointments only within its own agenda

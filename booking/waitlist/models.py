@@ -44,8 +44,9 @@ class WaitlistRequest(models.Model):
         AFTERNOON = "afternoon", _("Afternoon")
         EVENING = "evening", _("Evening")
 
+    # Empty once anonymized (booking.services.retention): the waitlist figures stay.
     citizen = models.ForeignKey(
-        "citizens.Citizen", on_delete=models.CASCADE, related_name="waitlist_requests"
+        "citizens.Citizen", null=True, blank=True, on_delete=models.CASCADE, related_name="waitlist_requests"
     )
     # For a dependant: the account holder who asked, whose channel gets the offers and who books.
     # Null when the citizen asked for themself.
@@ -138,7 +139,9 @@ class WaitlistOffer(models.Model):
         FAILED = "failed", _("Not sent")
 
     request = models.ForeignKey(WaitlistRequest, on_delete=models.CASCADE, related_name="offers")
-    citizen = models.ForeignKey("citizens.Citizen", on_delete=models.CASCADE, related_name="+")
+    citizen = models.ForeignKey(
+        "citizens.Citizen", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="waitlist_offers")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OFFERED)
     token_hash = models.CharField(max_length=64, unique=True)

@@ -38,6 +38,8 @@ def offer_message_send(offer: WaitlistOffer, token: str) -> str:
     can be reached. The link's token is the only
     credential in the message: never the NAM."""
     request = offer.request
+    if request.citizen_id is None:  # anonymized: nobody to write to
+        return ""
     citizen = contact_of(request)
     key = f"waitlist-offer-{offer.pk}"
     with translation.override(request.language or settings.LANGUAGE_CODE):

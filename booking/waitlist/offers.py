@@ -129,7 +129,8 @@ def _candidates(slot: Slot, now: datetime, limit: int = 50) -> list[WaitlistRequ
             km = _distance_km(clinic.latitude, clinic.longitude, request.latitude, request.longitude)
             if km > (request.radius_km or 0):
                 continue
-        seen.add(request.citizen_id)
+        if request.citizen_id is not None:
+            seen.add(request.citizen_id)
         chosen.append(request)
         if len(chosen) >= limit:
             break
@@ -158,6 +159,8 @@ def _offerable(slot_id: int, now: datetime) -> Slot | None:
 
 def _may_offer_to(request: WaitlistRequest, slot: Slot, now: datetime) -> bool:
     citizen = request.citizen  # the patient: holds, limits, eligibility and overlaps are theirs
+    if citizen is None:  # anonymized (an ended request only; defensive)
+        return False
     contact = contact_of(request)
     if not _reachable(contact, request.channel) and not contact.email:
         return False
@@ -186,7 +189,7 @@ def waitlist_offer_next(*, slot_id: int, now: datetime | None = None) -> OfferMa
     if slot is None:
         return None
     for request in _candidates(slot, now):
-        if not _may_offer_to(request, slot, now):
+        if request.citizen is None or not _may_offer_to(request, slot, now):
             continue
         token = secrets.token_urlsafe(32)
         try:

@@ -272,6 +272,8 @@ def waitlist_offer_accept(
         _lock_timeout()
         offer = _locked_offer(token, caller)
         _check_open(offer, now)
+        if offer.citizen is None:  # anonymized: only ended offers are (defensive)
+            raise errors.OfferClosed
         # The offer's hold is gone if the citizen held another time on the portal meanwhile (one
         # hold per citizen): the booking then competes like any other, without a hold, and still
         # cannot take a time someone else holds.

@@ -228,7 +228,12 @@ def appointment(row: Appointment) -> dict[str, Any]:
                 {"actor": ref("PractitionerRole", row.role_id), "status": "accepted"},  # type: ignore[attr-defined]
                 {"actor": ref("Practitioner", row.practitioner_id), "status": "accepted"},  # type: ignore[attr-defined]
                 {"actor": ref("Location", row.clinic_id), "status": "accepted"},
-                {"actor": ref("Patient", row.citizen_id), "status": "accepted"},
+                # No patient once anonymized (docs/privacy.md): the EMR keeps its own record.
+                *(
+                    [{"actor": ref("Patient", row.citizen_id), "status": "accepted"}]
+                    if row.citizen_id is not None
+                    else []
+                ),
             ],
         }
     )

@@ -56,7 +56,9 @@ def offer(citizen, role):
         date_to=today + timedelta(days=9),
         fsa="H2X",
     )
-    slot = SlotFactory(role=role)
+    # Inside the request's window whatever the factory's sequence has reached in this session.
+    start = (timezone.now() + timedelta(days=3)).replace(second=0, microsecond=0)
+    slot = SlotFactory(role=role, start=start, end=start + timedelta(minutes=15))
     made = waitlist_offer_next(slot_id=slot.pk)
     assert made is not None
     return made

@@ -130,4 +130,13 @@ def test_error_states_and_english_pages_pass_axe(browser_server, transactional_d
     problems += _axe_serious(page)
     page.goto(browser_server.url + "/rendez-vous/retrouver/")
     problems += _axe_serious(page)
+    # Law 25 pages: my data, and closing the account with its error state (the box left unchecked).
+    page.goto(browser_server.url + "/mes-donnees/")
+    assert citizen.nam in page.content()
+    problems += _axe_serious(page)
+    page.goto(browser_server.url + "/fermer-mon-compte/")
+    problems += _axe_serious(page)
+    page.locator("main form button.button-danger").click()
+    assert page.locator("#error-summary").count() == 1
+    problems += _axe_serious(page)
     assert problems == []

@@ -344,6 +344,9 @@ MATRIX: list[Row] = [
     # single-use token, the credential whoever opens it (its POST books: tests/booking).
     GET("/liste-attente/demande/", IDENTIFIED),
     GET("/liste-attente/demande/?patient={dependant}", but(302, citizen_a=404, citizen_b=404, guardian=200)),
+    # Law 25: the citizen's own data (their dependants' too) and closing the account (docs/privacy.md).
+    GET("/mes-donnees/", IDENTIFIED),
+    GET("/fermer-mon-compte/", IDENTIFIED),
     GET("/liste-attente/{waitlist_a}/retirer/", everyone(405)),
     GET("/offre/{offer_token}/", everyone(200)),
     GET("/offre/not-a-token/", everyone(404)),
@@ -355,6 +358,9 @@ MATRIX: list[Row] = [
     GET("/plages/{slot}/confirmer/", IDENTIFIED),
     # Writes by the wrong person change nothing (the right person's come last, they change state).
     POST("/rendez-vous/{appointment}/annuler/", but(404, citizen_a=302), reason="other"),
+    POST("/mes-donnees/", IDENTIFIED),  # the JSON file, of the caller's own data only
+    # Without the confirmation box: refused (400) before anything is closed.
+    POST("/fermer-mon-compte/", but(302, citizen_a=400, citizen_b=400, guardian=400)),
     POST(
         "/liste-attente/{waitlist_a}/retirer/", but(302, citizen_b=404, guardian=404)
     ),  # others: sent to identify
