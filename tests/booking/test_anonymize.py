@@ -107,6 +107,8 @@ def test_old_appointments_lose_the_person_and_keep_what_reporting_counts(setting
     settings.RETENTION_APPOINTMENT_DAYS = DAYS
     role, staff = RoleFactory(), UserFactory()
     people, booked, request = _history(role, staff)
+    # Asked for her by the account holder who has her in their care: that link is personal too.
+    WaitlistRequest.objects.filter(pk=request.pk).update(requested_by=people[2])
     recent_slot = SlotFactory(role=role, start=booked[-1].start + timedelta(days=30))
     recent = appointment_book(slot_id=recent_slot.pk, citizen=people[0], reason="urgent", channel="portal")
     before = {a.pk: model_to_dict(Appointment.objects.get(pk=a.pk), fields=KEPT) for a in booked}
@@ -131,7 +133,10 @@ def test_old_appointments_lose_the_person_and_keep_what_reporting_counts(setting
     assert Appointment.objects.get(pk=recent.pk).citizen_id == people[0].pk  # younger: kept
     assert Reminder.objects.get().provider_id == ""
     assert PhoneBookingNote.objects.get().reason == ""
-    assert WaitlistRequest.objects.get().citizen_id is None
+    assert (WaitlistRequest.objects.get().citizen_id, WaitlistRequest.objects.get().requested_by_id) == (
+        None,
+        None,
+    )
     assert not WaitlistOffer.objects.exclude(citizen=None).exists()
     # Not a booking change: no event for the feed, no slot touched.
     assert OutboxEvent.objects.count() == events
