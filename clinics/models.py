@@ -4,7 +4,6 @@ import zoneinfo
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
@@ -516,10 +515,9 @@ class PrivacyIncident(models.Model):
         _("reported by (role)"), max_length=200, help_text=_("A role, not a name.")
     )
     description = models.TextField(_("description"))
-    categories = ArrayField(
-        models.CharField(max_length=20, choices=Category.choices),
-        verbose_name=_("categories of personal information"),
-    )
+    # A JSON list of Category values (the admin's form checks them): portable, so that the demo's
+    # SQLite database migrates too; the register is small and never filtered by category in SQL.
+    categories = models.JSONField(_("categories of personal information"), default=list)
     people_affected = models.PositiveIntegerField(_("approximate number of people affected"))
     serious_injury_risk = models.BooleanField(_("risk of serious injury"))
     risk_reasoning = models.TextField(_("risk assessment reasoning"))

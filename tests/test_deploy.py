@@ -95,3 +95,18 @@ def test_probes_and_metrics_are_not_redirected_to_https_but_pages_are(client, se
     assert client.get("/readyz").status_code in (200, 503)  # answered here, whatever the database
     assert client.get("/metrics").status_code != 301
     assert client.get("/").status_code == 301
+
+
+def test_the_demo_database_migrates_and_seeds_on_sqlite(tmp_path):
+    """`make run` on a fresh machine: every migration must also apply to the embedded SQLite file
+    (a PostgreSQL-only column type once broke it), and the demo data must load into it."""
+    demo = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    migrated = _run("migrate", "--no-input", "-v", "0", env=demo)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    seeded = _run("seed_demo", "--clinics", "2", "--days", "2", "--seed", "1", env=demo)
+    assert seeded.returncode == 0, seeded.stderr[-2000:]
+    assert "Demo data: 2 clinics" in seeded.stdout
