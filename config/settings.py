@@ -466,6 +466,10 @@ WAITLIST_LOOKBACK_SECONDS = env.int("WAITLIST_LOOKBACK_SECONDS", default=15 * 60
 WAITLIST_MAX_SLOTS_PER_RUN = env.int("WAITLIST_MAX_SLOTS_PER_RUN", default=2000)
 # Offers are made only 8:00–21:00 clinic time (slots freed at night are offered from 8:00).
 WAITLIST_QUIET_HOURS = env.bool("WAITLIST_QUIET_HOURS", default=True)
+# A snapshot whose reconciliation started this many times in a day without finishing (a worker killed
+# each time: redelivered by the broker, retried, swept) is failed instead of looping (sync.tasks).
+SNAPSHOT_MAX_DELIVERIES = env.int("SNAPSHOT_MAX_DELIVERIES", default=20)
+
 # Provincial reporting (docs/metrics.md): an EMR clinic with no snapshot and no EMR change for this
 # many hours is listed under sync health. Open data (SMART Scheduling Links): files written by the
 # opendata_publish task into this directory, served with this Cache-Control max-age, listing free

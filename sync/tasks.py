@@ -3,6 +3,8 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 
 from . import feed, snapshot_sweep, snapshots, webhooks
 
@@ -49,7 +51,20 @@ def feed_prune() -> int:
 )
 def snapshot_reconcile(self, snapshot_id: int) -> str:
     """Reconcile a large agenda snapshot (sync.snapshots): one transaction, so a worker killed in the
-    middle leaves nothing; acknowledged late and retried; a snapshot already done is left alone."""
+    middle leaves nothing; acknowledged late and retried; a snapshot already done is left alone.
+
+    A snapshot that kills its worker every time (out of memory, say) would come back forever: the
+    broker puts a message back when its worker is lost (``reject_on_worker_lost``), and no retry count
+    sees it. Every start is counted in Redis; past ``SNAPSHOT_MAX_DELIVERIES`` the snapshot is marked
+    failed (nothing of it was applied) and the EMR reads why in ``$snapshot-status``."""
+    if _deliveries(snapshot_id) > settings.SNAPSHOT_MAX_DELIVERIES:
+        snapshots.snapshot_fail(
+            snapshot_id,
+            f"Reconciliation abandoned after {settings.SNAPSHOT_MAX_DELIVERIES} attempts that did not"
+            " finish; nothing of this snapshot was applied. Send it again in smaller windows.",
+        )
+        logger.error("snapshot given up: its worker never finished", extra={"snapshot_id": snapshot_id})
+        return "failed"
     try:
         return snapshots.snapshot_reconcile(snapshot_id).status
     except Exception as exc:
@@ -58,6 +73,13 @@ def snapshot_reconcile(self, snapshot_id: int) -> str:
             logger.exception("snapshot reconciliation failed", extra={"snapshot_id": snapshot_id})
             return "failed"
         raise
+
+
+def _deliveries(snapshot_id: int) -> int:
+    """How many times a worker started this snapshot (retries, redeliveries, sweeps) in the last day."""
+    key = f"sync:snapshot-deliveries:{snapshot_id}"
+    cache.add(key, 0, timeout=24 * 3600)
+    return int(cache.incr(key))
 
 
 @shared_task(ignore_result=True)

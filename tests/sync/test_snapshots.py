@@ -496,3 +496,25 @@ def test_the_capability_statement_lists_the_snapshot_operation(client, db):
     operation = next(op for op in rest["operation"] if op["name"] == "snapshot")
     assert "$snapshot-status" in operation["documentation"]
     assert "$snapshot" in rest["documentation"]
+
+
+def test_a_snapshot_that_never_finishes_is_failed_instead_of_coming_back_forever(fhir_a, persona_a, settings):
+    """A worker killed on every attempt makes the broker deliver the message again and again (no
+    retry count sees it): past SNAPSHOT_MAX_DELIVERIES starts the snapshot fails, nothing applied."""
+    settings.SNAPSHOT_MAX_DELIVERIES = 3
+    role = persona_a.role
+    base = _base()
+    big = [entry(persona_a, f"L{i}", 0, minutes=5, base=base + timedelta(minutes=5 * i)) for i in range(201)]
+    assert post(fhir_a, role, snapshot_body(1, big, hours=24)).status_code == 202
+    snapshot = AgendaSnapshot.objects.get()
+    for _ in range(3):  # three starts that died before finishing: only the counter is left of them
+        tasks._deliveries(snapshot.pk)
+    assert tasks.snapshot_reconcile.run(snapshot.pk) == "failed"
+    snapshot.refresh_from_db()
+    assert snapshot.status == AgendaSnapshot.Status.FAILED and "smaller windows" in snapshot.error
+    assert not Slot.objects.exists()
+    # Below the limit, the same kind of snapshot is reconciled as usual.
+    assert post(fhir_a, role, snapshot_body(2, big, hours=24)).status_code == 202
+    second = AgendaSnapshot.objects.get(generation=2)
+    assert tasks.snapshot_reconcile.run(second.pk) == "done"
+    assert Slot.objects.count() == 201
