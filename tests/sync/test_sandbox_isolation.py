@@ -273,3 +273,22 @@ def test_the_help_desk_never_finds_a_sandbox_appointment(sandbox, sandbox_bookin
 @pytest.fixture
 def world_board(db):
     return make_account()
+
+
+def test_a_sandbox_emr_cannot_book_a_real_person_nor_a_production_emr_a_synthetic_one(
+    sandbox, fhir_a, persona_a, slot_a
+):
+    from .test_appointments import _post, booking_body
+
+    real = CitizenFactory()
+    refused = _post(sandbox.fhir, booking_body(sandbox.persona, sandbox.slot, real.nam))
+    assert refused.status_code == 422  # the same answer as a NAM that does not exist
+    assert real.nam not in refused.content.decode()
+    assert _post(fhir_a, booking_body(persona_a, slot_a, sandbox.synthetic.nam)).status_code == 422
+    for slot, citizen in ((sandbox.slot, real), (slot_a, sandbox.synthetic)):  # every channel
+        with pytest.raises(errors.SlotNotFound):
+            appointment_book(slot_id=slot.pk, citizen=citizen, reason=Reason.FOLLOW_UP, channel="emr")
+    assert not Appointment.objects.exists()
+
+    booked = _post(sandbox.fhir, booking_body(sandbox.persona, sandbox.slot, sandbox.synthetic.nam))
+    assert booked.status_code == 201, booked.json()
