@@ -360,6 +360,9 @@ class EmrProductVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     note = models.TextField(blank=True, help_text="The board's note on its last decision.")
+    # The conformance report (sync.conformance) as it stood when the vendor asked for certification:
+    # what the board reviews.
+    evidence = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["product_id", "created_at"]

@@ -23,7 +23,7 @@ from clinics.access import staff_required
 from clinics.forms_onboarding import RejectForm
 from clinics.selectors_onboarding import is_board_admin
 
-from . import vendors
+from . import conformance, vendors
 from .models import EmrProductVersion, EmrVendor
 from .vendor_forms import NoteForm, VendorRegistrationForm, VersionForm
 
@@ -53,6 +53,7 @@ def _home_context(request: HttpRequest, vendor: EmrVendor | None, **extra: objec
     if vendor is not None and vendor.status == EmrVendor.Status.APPROVED:
         context.update(vendors.vendor_sandbox(vendor))
         context["versions"] = vendors.versions_of_vendor(vendor)
+        context["report"] = conformance.conformance_report(vendor=vendor)
         context["fhir_base"] = request.build_absolute_uri(reverse("sync:base"))
         context["token_url"] = request.build_absolute_uri(reverse("oauth-token"))
     return context
@@ -278,6 +279,8 @@ def board_version(request: HttpRequest, version_id: int) -> HttpResponse:
             "can_revoke": version.status
             in (EmrProductVersion.Status.REQUESTED, EmrProductVersion.Status.CERTIFIED),
             "clients": version.clients.filter(is_active=True).count(),
+            "report": conformance.stored_results(version.evidence),
+            "report_at": version.evidence.get("at") if isinstance(version.evidence, dict) else None,
         },
         status=status,
     )

@@ -307,12 +307,19 @@ def version_request_certification(
     *, vendor: EmrVendor, version_id: int, now: dt.datetime | None = None
 ) -> EmrProductVersion:
     """Ask the board to certify one of the vendor's versions (from sandbox, or again after a revocation)."""
+    from .conformance import conformance_evidence
+
     now = now or timezone.now()
+    # The conformance report as it stands now goes with the request: what the board reviews.
     changed = EmrProductVersion.objects.filter(
         pk=version_id,
         product_id=vendor.product_id,
         status__in=[EmrProductVersion.Status.SANDBOX, EmrProductVersion.Status.REVOKED],
-    ).update(status=EmrProductVersion.Status.REQUESTED, requested_at=now)
+    ).update(
+        status=EmrProductVersion.Status.REQUESTED,
+        requested_at=now,
+        evidence=conformance_evidence(vendor=vendor, now=now),
+    )
     if changed != 1:
         raise ValidationError(_("This version cannot be submitted for certification now."))
     return EmrProductVersion.objects.get(pk=version_id)

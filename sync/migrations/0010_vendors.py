@@ -79,6 +79,7 @@ class Migration(migrations.Migration):
                 ("requested_at", models.DateTimeField(blank=True, null=True)),
                 ("decided_at", models.DateTimeField(blank=True, null=True)),
                 ("note", models.TextField(blank=True, help_text="The board's note on its last decision.")),
+                ("evidence", models.JSONField(blank=True, default=dict)),
                 (
                     "decided_by",
                     models.ForeignKey(
