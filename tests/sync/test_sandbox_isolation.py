@@ -213,9 +213,12 @@ def test_the_waitlist_never_offers_a_sandbox_slot(sandbox, persona_a):
         date_to=today + timedelta(days=10),
         fsa="H2X",
     )
-    assert waitlist_offer_next(slot_id=sandbox.slot.pk) is None
+    # Both at noon in Montréal the day after tomorrow, well inside the request's dates.
+    start = (timezone.now() + timedelta(days=2)).replace(hour=17, minute=0, second=0, microsecond=0)
+    in_sandbox = SlotFactory(role=sandbox.persona.role, start=start)
+    assert waitlist_offer_next(slot_id=in_sandbox.pk) is None
     # The same request is offered a production slot at the same time.
-    production = SlotFactory(role=persona_a.role, start=sandbox.slot.start, end=sandbox.slot.end)
+    production = SlotFactory(role=persona_a.role, start=start)
     assert waitlist_offer_next(slot_id=production.pk) is not None
 
 

@@ -279,3 +279,10 @@ def test_the_portal_shows_the_sandbox_to_its_vendor_only(vendor_client, approved
     other_page = other.get(HOME).content.decode()
     assert clinic.name not in other_page and citizen.nam not in other_page
     assert other.post(CREDENTIALS).status_code == 404
+
+
+def test_the_board_finds_the_vendor_pages_on_its_staff_home(world, client_as):
+    board = client_as("board_admin").get(reverse("clinics:home")).content.decode()
+    assert QUEUE in board and reverse("vendors:board_versions") in board
+    staff = client_as("admin_a").get(reverse("clinics:home")).content.decode()
+    assert QUEUE not in staff
