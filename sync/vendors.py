@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from oauth2_provider.generators import generate_client_secret
@@ -221,7 +222,8 @@ def vendor_approve(*, vendor_id: int, by: User, now: dt.datetime | None = None) 
             purpose="vendor",
             now=now,
         )
-        context = {"vendor": vendor}
+        site_url: str = settings.SITE_URL
+        context = {"vendor": vendor, "portal_url": site_url.rstrip("/") + reverse("vendors:home")}
         transaction.on_commit(
             lambda: vendor_email_send(
                 to=vendor.technical_email,

@@ -175,6 +175,7 @@ def test_approval_opens_an_isolated_sandbox_and_tells_the_technical_contact(
     (message,) = mail.outbox
     assert message.to == ["tech@boreal.example"]
     assert "sandbox for BorealDME is open" in message.subject  # the vendor wrote in English
+    assert "http://testserver/fournisseurs/" in message.body
 
 
 def test_approving_twice_opens_one_sandbox(world, client_as):
