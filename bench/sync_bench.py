@@ -126,7 +126,28 @@ def setup_clinic() -> tuple[object, object, str, str]:
     practitioner.save()
     role = PractitionerRole.objects.create(practitioner=practitioner, clinic=clinic)
     out = io.StringIO()
-    call_command("sync_client_create", "--product", "|".join(PRODUCT), "--clinic", str(clinic.pk), stdout=out)
+    product = "|".join(PRODUCT)
+    # Only certified product versions reach production clinics (docs/vendors.md).
+    call_command(
+        "sync_version_certify",
+        "--product",
+        product,
+        "--product-version",
+        "bench",
+        "--note",
+        "Benchmark.",
+        stdout=out,
+    )
+    call_command(
+        "sync_client_create",
+        "--product",
+        product,
+        "--product-version",
+        "bench",
+        "--clinic",
+        str(clinic.pk),
+        stdout=out,
+    )
     values = dict(line.split("=", 1) for line in out.getvalue().splitlines() if "=" in line)
     return clinic, role, values["client_id"], values["client_secret"]
 

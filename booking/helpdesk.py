@@ -27,7 +27,8 @@ def helpdesk_lookup(
 ) -> list[Appointment]:
     """``value`` is a normalized reference (``by="reference"``) or NAM (``by="nam"``)."""
     now = now or timezone.now()
-    rows = Appointment.objects.select_related("clinic", "slot__practitioner")
+    # Partner-sandbox appointments (synthetic citizens) are no help-desk business (docs/vendors.md).
+    rows = Appointment.objects.select_related("clinic", "slot__practitioner").filter(clinic__is_sandbox=False)
     if by == HelpdeskLookup.By.REFERENCE:
         found = list(rows.filter(reference=value)[:1])
     else:

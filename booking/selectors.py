@@ -124,7 +124,13 @@ def _base(query: SlotQuery, citizen: Citizen | None, now: datetime) -> QuerySet[
     if citizen is not None:
         held &= ~Q(holder_id=citizen.pk)
     qs = (
-        Slot.objects.filter(status=Slot.Status.FREE, start__gte=start, start__lt=end, clinic__is_active=True)
+        Slot.objects.filter(
+            status=Slot.Status.FREE,
+            start__gte=start,
+            start__lt=end,
+            clinic__is_active=True,
+            clinic__is_sandbox=False,  # partner-sandbox clinics are never public (docs/vendors.md)
+        )
         .filter(start__gte=earliest)  # invariant 3: each clinic's minimum notice
         .exclude(held)
     )
@@ -192,7 +198,7 @@ def _near_nearest(qs: QuerySet[Slot], origin: Fsa, radius_km: int, offset: int) 
         qs.filter(clinic_id=OuterRef("pk"), audience=Audience.PUBLIC).order_by("start", "id").values("pk")[:1]
     )
     rows = list(
-        Clinic.objects.filter(box, is_active=True)
+        Clinic.objects.filter(box, is_active=True, is_sandbox=False)
         .annotate(distance_km=distance, first_slot=Subquery(soonest))
         .filter(distance_km__lte=radius_km, first_slot__isnull=False)
         .order_by("distance_km", "id")

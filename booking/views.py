@@ -166,7 +166,11 @@ def _query_without_page(request: HttpRequest) -> str:
 
 
 def _slot_or_404(slot_id: int) -> Slot:
-    slot = Slot.objects.select_related("clinic", "practitioner").filter(pk=slot_id).first()
+    slot = (
+        Slot.objects.select_related("clinic", "practitioner")
+        .filter(pk=slot_id, clinic__is_sandbox=False)
+        .first()
+    )
     if slot is None:
         raise Http404
     return slot

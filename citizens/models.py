@@ -82,6 +82,9 @@ class Citizen(models.Model):
         "citizens.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="citizen"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # A synthetic person of an EMR vendor's partner sandbox: books only on sandbox clinics' slots,
+    # and nobody else books there online (booking.services._common._check_online_rules).
+    is_synthetic = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         verbose_name = _("citizen")

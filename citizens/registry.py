@@ -34,7 +34,9 @@ class Registry(Protocol):
 class TableRegistry:
     def lookup(self, nam: str) -> RegistryRecord | None:
         row = (
-            Citizen.objects.filter(nam=nam)
+            # A partner sandbox's synthetic people are not insured persons: they cannot identify on
+            # the portal or the citizen API (docs/vendors.md).
+            Citizen.objects.filter(nam=nam, is_synthetic=False)
             .values(
                 "nam",
                 "card_sequence",

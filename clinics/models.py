@@ -107,6 +107,10 @@ class Clinic(models.Model):
         help_text=_("Also remind citizens three days before (the day before is always sent)."),
     )
     is_active = models.BooleanField(default=True)
+    # A partner-sandbox clinic of an EMR vendor (sync owns which vendor): synthetic data only. It
+    # never appears to the public, in provincial figures or in open data, and only sandbox EMR
+    # clients and synthetic citizens can touch it (docs/vendors.md).
+    is_sandbox = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["name"]

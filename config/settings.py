@@ -213,6 +213,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 50},
     },
+    # Partner sandboxes (sync.sandbox_stream, docs/vendors.md): synthetic citizens book and cancel
+    # on each vendor's sandbox slots, so that its EMR client sees portal-side changes.
+    "sandbox-streams": {
+        "task": "sync.tasks.sandbox_streams",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
     # Law 25 retention (booking.services.retention): one daily pass of bulk statements.
     "retention-apply": {
         "task": "booking.tasks.retention_apply",

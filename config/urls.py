@@ -28,6 +28,8 @@ urlpatterns = [
     path("clinique/", include("clinics.urls")),
     # The clinic's EMR health and agenda conflicts: clinic pages served by sync (ARCHITECTURE.md).
     path("clinique/", include("sync.clinic_urls")),
+    # EMR vendors: partner sandbox and certification (docs/vendors.md).
+    path("fournisseurs/", include("sync.vendor_urls")),
     path("gestion/", admin.site.urls),
     path("", include("booking.urls")),
 ]

@@ -11,6 +11,7 @@ function that turns this into clinic ids; every API view goes through it.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
 
@@ -45,6 +46,14 @@ class EmrClient(models.Model):
     name = models.CharField(max_length=200)
     scopes = models.TextField(help_text="Allowed scopes, separated by spaces.")
     is_active = models.BooleanField(default=True)
+    # A partner-sandbox client (docs/vendors.md): it acts only for sandbox clinics, and a production
+    # client never for them (``sync.selectors.clinic_ids_for_emr_client``).
+    is_sandbox = models.BooleanField(default=False, db_default=False)
+    # The product version this installation runs: a production client acts for production clinics
+    # only while this version is certified (``EmrProductVersion``).
+    product_version = models.ForeignKey(
+        "EmrProductVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="clients"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # The last API call answered with a 2xx (to the minute: ``sync.health.emr_client_seen``), for the
     # clinic's "EMR health" panel.
@@ -324,3 +333,117 @@ class SyncConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on slot #{self.slot_id} ({self.status})"
+
+
+class EmrProductVersion(models.Model):
+    """One version of an EMR product and where it stands in certification (docs/vendors.md).
+
+    ``sandbox``: the vendor is testing it in its partner sandbox; ``requested``: the vendor asked the
+    board to certify it; ``certified``: the board confirmed its conformance, so clients declaring
+    this version may act for production clinics; ``revoked``: the board withdrew the certification,
+    and those clients lose their production clinics at once. Only ``sync.vendors`` changes it.
+    """
+
+    class Status(models.TextChoices):
+        SANDBOX = "sandbox", _("In sandbox")
+        REQUESTED = "requested", _("Certification requested")
+        CERTIFIED = "certified", _("Certified")
+        REVOKED = "revoked", _("Revoked")
+
+    product = models.ForeignKey(EmrProduct, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SANDBOX)
+    created_at = models.DateTimeField(auto_now_add=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True, help_text="The board's note on its last decision.")
+    # The conformance report (sync.conformance) as it stood when the vendor asked for certification:
+    # what the board reviews.
+    evidence = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["product_id", "created_at"]
+        verbose_name = "EMR product version"
+        constraints = [
+            models.UniqueConstraint(fields=["product", "version"], name="emr_version_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=["sandbox", "requested", "certified", "revoked"]),
+                name="emr_version_status_valid",
+            ),
+            # Certified or revoked: the board decided, and said why.
+            models.CheckConstraint(
+                condition=Q(status__in=["sandbox", "requested"])
+                | (Q(decided_at__isnull=False) & ~Q(note="")),
+                name="emr_version_decision_noted",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version} ({self.status})"
+
+
+class EmrVendor(models.Model):
+    """An EMR vendor's request for partner-sandbox access and, once approved, its sandbox.
+
+    Pending until a board administrator approves it (the product, a sandbox client, sandbox clinics
+    with synthetic practitioners and citizens are created in one transaction: ``sync.vendors``) or
+    rejects it with a reason. ``user`` is the vendor's own account (django-allauth); the technical
+    contact receives the decision in ``language``. One open request or approved vendor per account.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    company = models.CharField(max_length=200)
+    product_name = models.CharField(max_length=100)
+    technical_email = models.EmailField()
+    language = models.CharField(max_length=2, default="fr")
+    submitted_at = models.DateTimeField(db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    product = models.ForeignKey(
+        EmrProduct, null=True, blank=True, on_delete=models.PROTECT, related_name="vendors"
+    )
+    sandbox_client = models.OneToOneField(
+        EmrClient, null=True, blank=True, on_delete=models.PROTECT, related_name="sandbox_vendor"
+    )
+    # When the vendor last had its sandbox secret shown (None: never; the first one has no overlap).
+    credentials_issued_at = models.DateTimeField(null=True, blank=True)
+    sandbox_clinics = models.ManyToManyField("clinics.Clinic", blank=True, related_name="+")
+    synthetic_citizens = models.ManyToManyField("citizens.Citizen", blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["submitted_at"]
+        verbose_name = "EMR vendor"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected"]), name="vendor_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", decided_at__isnull=True, sandbox_client__isnull=True)
+                | Q(status="approved", decided_at__isnull=False, sandbox_client__isnull=False)
+                | (
+                    Q(status="rejected", decided_at__isnull=False, sandbox_client__isnull=True)
+                    & ~Q(decision_reason="")
+                ),
+                name="vendor_decision_consistent",
+            ),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(status__in=["pending", "approved"]),
+                name="vendor_one_open_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"EMR vendor #{self.pk} ({self.status})"

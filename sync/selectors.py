@@ -13,20 +13,38 @@ from booking.models import Appointment, Slot
 from citizens.models import Citizen
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
-from .models import AgendaSnapshot, EmrClient, EmrClinicGrant
+from .models import AgendaSnapshot, EmrClient, EmrClinicGrant, EmrProductVersion, EmrVendor
 
 
 def clinic_ids_for_emr_client(client: EmrClient) -> set[int]:
-    """Clinics ``client`` may act for: an active grant to its product, and the clinic still uses it."""
+    """Clinics ``client`` may act for: an active grant to its product, and the clinic still uses it.
+
+    Sandbox and production never meet (docs/vendors.md): a sandbox client acts only for its own
+    vendor's sandbox clinics; a production client only for production clinics, and only while the
+    product version it declares is certified (revoking the version drops every clinic at once).
+    """
     if not client.is_active:
         return set()
-    return set(
-        EmrClinicGrant.objects.filter(
-            product_id=client.product_id,
-            revoked_at__isnull=True,
-            clinic__emr_product=F("product__name"),
-        ).values_list("clinic_id", flat=True)
+    grants = EmrClinicGrant.objects.filter(
+        product_id=client.product_id,
+        revoked_at__isnull=True,
+        clinic__emr_product=F("product__name"),
+        clinic__is_sandbox=client.is_sandbox,
     )
+    if client.is_sandbox:
+        grants = grants.filter(
+            clinic_id__in=EmrVendor.sandbox_clinics.through.objects.filter(
+                emrvendor__sandbox_client_id=client.pk
+            ).values("clinic_id")
+        )
+    else:
+        if client.product_version_id is None:
+            return set()
+        grants = grants.filter(
+            product__versions__pk=client.product_version_id,
+            product__versions__status=EmrProductVersion.Status.CERTIFIED,
+        )
+    return set(grants.values_list("clinic_id", flat=True))
 
 
 def location_queryset(clinic_ids: Collection[int]) -> QuerySet[Clinic]:

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from . import feed, snapshot_sweep, snapshots, webhooks
+from . import feed, sandbox_stream, snapshot_sweep, snapshots, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +95,11 @@ def snapshots_sweep() -> int:
     if result.failed:
         logger.warning("snapshots given up", extra={"snapshot_ids": result.failed})
     return len(result.requeued)
+
+
+@shared_task(ignore_result=True)
+def sandbox_streams() -> int:
+    """Beat, every 5 minutes: one step of every partner sandbox's simulated citizens (a booking,
+    and a cancellation once they hold a few; sync.sandbox_stream). Returns the changes made."""
+    step = sandbox_stream.sandbox_streams()
+    return step.booked + step.cancelled

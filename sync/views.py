@@ -238,7 +238,9 @@ class AppointmentTypeView(SearchView):
         )
         if existing is not None:
             return self.resource_response(existing, action="create")  # a retry: the first result
-        citizen = Citizen.objects.filter(nam=data.nam).first()
+        # A sandbox client books only its synthetic patients, a production client never one of them
+        # (docs/vendors.md); anyone else is an unknown NAM, as for a NAM that does not exist.
+        citizen = Citizen.objects.filter(nam=data.nam, is_synthetic=client.is_sandbox).first()
         if citizen is None:
             raise writes.from_booking_error(booking_errors.PatientNotFound())
         started = timezone.now()

@@ -92,10 +92,17 @@ def _accumulate(
 ) -> None:
     """Add the slots and appointments of clinics in ``tz`` (``clinic_ids`` or all) that start in
     ``[start, end)`` to ``accs``, keyed by clinic and local week."""
+    # Partner-sandbox clinics are never in provincial figures (docs/vendors.md).
     slots = Slot.objects.filter(
-        clinic__time_zone=str(tz), start__gte=start, start__lt=end, status__in=OFFERED_STATUSES
+        clinic__time_zone=str(tz),
+        clinic__is_sandbox=False,
+        start__gte=start,
+        start__lt=end,
+        status__in=OFFERED_STATUSES,
     )
-    appointments = Appointment.objects.filter(clinic__time_zone=str(tz), start__gte=start, start__lt=end)
+    appointments = Appointment.objects.filter(
+        clinic__time_zone=str(tz), clinic__is_sandbox=False, start__gte=start, start__lt=end
+    )
     if clinic_ids is not None:
         slots = slots.filter(clinic_id__in=clinic_ids)
         appointments = appointments.filter(clinic_id__in=clinic_ids)
@@ -147,7 +154,10 @@ def _write(accs: dict[Key, _Acc], keys: Iterable[Key], now: datetime) -> set[tup
     """Replace the clinic rows of ``keys`` with ``accs``; return the region-weeks to roll up again."""
     keys = set(keys)
     clinics = {
-        c.pk: c for c in Clinic.objects.filter(pk__in={k[0] for k in keys}).only("pk", "region_id", "gmf_id")
+        c.pk: c
+        for c in Clinic.objects.filter(pk__in={k[0] for k in keys}, is_sandbox=False).only(
+            "pk", "region_id", "gmf_id"
+        )
     }
     touched: set[tuple[str, date]] = set()
     rows = []
@@ -241,7 +251,9 @@ def _set_watermark(source: str, until: datetime) -> None:
 def _tz_of(clinic_ids: Iterable[int]) -> dict[int, zoneinfo.ZoneInfo]:
     return {
         pk: zoneinfo.ZoneInfo(tz)
-        for pk, tz in Clinic.objects.filter(pk__in=set(clinic_ids)).values_list("pk", "time_zone")
+        for pk, tz in Clinic.objects.filter(pk__in=set(clinic_ids), is_sandbox=False).values_list(
+            "pk", "time_zone"
+        )
     }
 
 

@@ -80,12 +80,13 @@ class FiltersForm(WeeksForm):
             gmfs.order_by("name").values_list("pk", "name")
         )
         clinics = Clinic.objects.none()
+        production = Clinic.objects.filter(is_sandbox=False)
         if gmf.isdigit():
-            clinics = Clinic.objects.filter(gmf_id=int(gmf))
+            clinics = production.filter(gmf_id=int(gmf))
         elif region:
-            clinics = Clinic.objects.filter(region_id=region)
+            clinics = production.filter(region_id=region)
         elif clinic.isdigit():
-            clinics = Clinic.objects.filter(pk=int(clinic))
+            clinics = production.filter(pk=int(clinic))
         cast(forms.ChoiceField, self.fields["clinic"]).choices = [("", _("All clinics"))] + list(
             clinics.order_by("name").values_list("pk", "name")
         )

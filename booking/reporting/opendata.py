@@ -123,6 +123,7 @@ def publishable_slots(now: datetime) -> Iterator[tuple[int, datetime, datetime, 
             start__gt=now,
             start__lt=now + timedelta(days=settings.OPENDATA_DAYS),
             clinic__is_active=True,
+            clinic__is_sandbox=False,
         )
         .filter(Q(hold_expires__isnull=True) | Q(hold_expires__lte=now))
         .order_by("clinic_id", "start", "id")
@@ -159,7 +160,7 @@ def opendata_publish(*, now: datetime | None = None) -> dict[str, int]:
     """Write the NDJSON files and then the manifest; returns how many resources of each type."""
     now = now or timezone.now()
     root().mkdir(parents=True, exist_ok=True)
-    clinics = {c.pk: c for c in Clinic.objects.filter(is_active=True)}
+    clinics = {c.pk: c for c in Clinic.objects.filter(is_active=True, is_sandbox=False)}
     region_files: dict[str, _AtomicFile] = {}
     published: set[int] = set()
     slots = 0

@@ -282,7 +282,7 @@ def unmet_demand(f: Filters, *, region_names: dict[str, str] | None = None) -> d
 
 
 def emr_clinics_in_scope(f: Filters) -> QuerySet[Clinic]:
-    clinics = Clinic.objects.filter(is_active=True).exclude(emr_product="")
+    clinics = Clinic.objects.filter(is_active=True, is_sandbox=False).exclude(emr_product="")
     if f.region:
         clinics = clinics.filter(region_id=f.region)
     if f.gmf_id is not None:

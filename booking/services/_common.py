@@ -69,7 +69,9 @@ def _check_online_rules(
     *, slot: Slot, citizen: Citizen, reason: str | None, now: datetime, check_limit: bool = True
 ) -> None:
     """Invariant 3. ``reason`` None skips the reason check (a hold before the reason is final)."""
-    if not slot.clinic.is_active:
+    # A partner-sandbox clinic takes only its vendor's synthetic citizens, who book nowhere else
+    # (docs/vendors.md): to everyone else its slots do not exist.
+    if not slot.clinic.is_active or slot.clinic.is_sandbox != citizen.is_synthetic:
         raise errors.SlotNotFound
     if slot.status != Slot.Status.FREE:
         raise errors.SlotUnavailable

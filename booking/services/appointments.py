@@ -122,6 +122,10 @@ def _book_in_transaction(
 ) -> Appointment:
     """The booking itself; the caller holds a transaction and the citizen's row lock."""
     slot = _get_slot(slot_id)
+    # Every channel: a partner-sandbox slot is for synthetic citizens only, and they are booked
+    # nowhere else (docs/vendors.md), so a sandbox EMR cannot pull a real person into its sandbox.
+    if slot.clinic.is_sandbox != citizen.is_synthetic:
+        raise errors.SlotNotFound
     if channel in ONLINE_CHANNELS:
         _check_online_rules(slot=slot, citizen=citizen, reason=reason, now=now)
     elif reason not in Reason.values:

@@ -142,7 +142,7 @@ def _offerable(slot_id: int, now: datetime) -> Slot | None:
     offered online, and starting late enough that the whole offer time still leaves the notice."""
     slot = (
         Slot.objects.select_related("clinic")
-        .filter(pk=slot_id, status=Slot.Status.FREE, clinic__is_active=True)
+        .filter(pk=slot_id, status=Slot.Status.FREE, clinic__is_active=True, clinic__is_sandbox=False)
         .exclude(audience=Audience.NOT_ONLINE)
         .exclude(hold_expires__gt=now)
         .exclude(waitlist_offers__status=WaitlistOffer.Status.OFFERED)

@@ -40,7 +40,15 @@ from booking.waitlist.offers import waitlist_offer_next
 from booking.waitlist.services import waitlist_request_create
 from citizens.models import Dependant
 from clinics.models import BoardRole, ClinicMembership, RegistrationRequest
-from sync.models import AgendaSnapshot, EmrClient, SyncConflict, WebhookSubscription
+from sync.models import (
+    AgendaSnapshot,
+    EmrClient,
+    EmrProduct,
+    EmrProductVersion,
+    SyncConflict,
+    WebhookSubscription,
+)
+from sync.vendors import vendor_register
 from tests.clinics.conftest import make_account, sign_in
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, ClinicFactory, FsaFactory, SlotFactory
@@ -292,6 +300,26 @@ MATRIX: list[Row] = [
     # The clinic's EMR health and agenda conflicts (pages served by sync): any staff role of the clinic.
     GET("/clinique/{clinic_a}/dme/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/dme/conflits/{conflict_a}/", STAFF_OF_A),
+    # The EMR vendor portal: any account (a vendor signs up through allauth like everyone); nobody here
+    # is a vendor, so the sandbox actions find nothing (404). The board reviews vendors and versions.
+    GET("/fournisseurs/", account(signed_out=302, signed_in=200)),
+    GET("/fournisseurs/inscription/", account(signed_out=302, signed_in=200)),
+    GET("/fournisseurs/identifiants/", everyone(405)),
+    GET("/fournisseurs/versions/", everyone(405)),
+    GET("/fournisseurs/versions/{version}/certification/", everyone(405)),
+    GET("/fournisseurs/conseil/", but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404)),
+    GET(
+        "/fournisseurs/conseil/{vendor}/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
+    ),
+    GET(
+        "/fournisseurs/conseil/versions/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
+    ),
+    GET(
+        "/fournisseurs/conseil/versions/{version}/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
+    ),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
@@ -413,6 +441,22 @@ MATRIX: list[Row] = [
         but(302, guardian=403, admin_b=404, board=404, analyst=404),
         resolution="keep",
     ),
+    POST("/fournisseurs/inscription/", account(signed_out=302, signed_in=422), company=""),
+    POST("/fournisseurs/identifiants/", account(signed_out=302, signed_in=404)),
+    POST("/fournisseurs/versions/", account(signed_out=302, signed_in=404), version="2.0"),
+    POST("/fournisseurs/versions/{version}/certification/", account(signed_out=302, signed_in=404)),
+    POST(
+        "/fournisseurs/conseil/{vendor}/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=302, analyst=404),
+        action="reject",
+        reason="Incomplete.",
+    ),
+    POST(
+        "/fournisseurs/conseil/versions/{version}/",
+        but(302, guardian=403, admin_a=404, admin_b=404, board=302, analyst=404),
+        action="revoke",
+        note="Checked.",
+    ),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
     POST("/fin-de-session/", everyone(302)),
@@ -531,6 +575,16 @@ def objects(world, settings, tmp_path) -> Objects:
         attested=True,
         submitted_at=appointment.created_at,
     )
+    vendor = vendor_register(
+        user=make_account(),
+        company="Éditeur",
+        product_name="NouveauDME",
+        technical_email="tech@editeur.example",
+        language="fr",
+    )
+    version = EmrProductVersion.objects.create(
+        product=EmrProduct.objects.get(name="Santexa"), version="2.0", status="requested"
+    )
     conflict = SyncConflict.objects.create(
         clinic=world.clinic_a,
         slot=booked,
@@ -541,6 +595,8 @@ def objects(world, settings, tmp_path) -> Objects:
     ids = {
         "clinic_a": world.clinic_a.pk,
         "registration": registration.pk,
+        "vendor": vendor.pk,
+        "version": version.pk,
         "conflict_a": conflict.pk,
         "snapshot_a": snapshot.pk,
         "web_a": web_a.pk,

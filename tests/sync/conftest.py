@@ -27,9 +27,22 @@ class EmrPersona:
         return "Basic " + base64.b64encode(raw).decode()
 
 
-def create_client(product: str, *clinics, scopes=()) -> tuple[str, str]:
+def create_client(product: str, *clinics, scopes=(), version: str = "1.0") -> tuple[str, str]:
+    """A production client of ``product`` ("Vendor|Product") declaring ``version``, certified first
+    when clinics are given (only certified versions reach production clinics)."""
+    if clinics:
+        call_command(
+            "sync_version_certify",
+            "--product",
+            product,
+            "--product-version",
+            version,
+            "--note",
+            "Test fixture.",
+            stdout=io.StringIO(),
+        )
     out = io.StringIO()
-    args = ["sync_client_create", "--product", product]
+    args = ["sync_client_create", "--product", product, "--product-version", version]
     for clinic in clinics:
         args += ["--clinic", str(clinic.pk)]
     for scope in scopes:
