@@ -389,6 +389,8 @@ SYNC_SCOPES = {
     "system/Appointment.read": "Read the appointments of your clinics",
     "system/Appointment.write": "Book and update the appointments of your clinics",
     "system/Patient.read": "Look up, by NAM, the patients who have an appointment at your clinics",
+    "system/Task.read": "Read the agenda conflicts (Task) of your clinics",
+    "system/Task.write": "Resolve the agenda conflicts (Task) of your clinics",
 }
 OAUTH2_PROVIDER = {
     "SCOPES": SYNC_SCOPES,

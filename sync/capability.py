@@ -10,7 +10,7 @@ from .slot_ops import BUNDLE_MAX_ENTRIES
 from .snapshots import SYNC_LIMIT as SNAPSHOT_SYNC_LIMIT
 
 # The date of this statement's content; change it whenever the supported surface changes.
-CAPABILITY_DATE = "2026-11-28"
+CAPABILITY_DATE = "2026-11-29"
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 # Interactions beyond read and search-type, per resource: what sync.views.TYPE_VIEWS and
@@ -51,6 +51,25 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
             entry.update({"conditionalUpdate": True, "conditionalDelete": "not-supported"})
         if resource.includes:
             entry["searchInclude"] = list(resource.includes)
+        if resource.name == "Task":
+            entry["documentation"] = (
+                "Agenda conflicts: a booked slot your snapshot removed or changed (the booking was "
+                "kept). status requested = open, completed = resolved (businessStatus: keep, move or "
+                "cancel); focus = the kept Appointment; input = the slot and what the snapshot said."
+            )
+            entry["operation"] = [
+                {
+                    "name": "resolve",
+                    "definition": "https://rdv-sante.quebec/fhir/OperationDefinition/Task-resolve",
+                    "documentation": (
+                        "POST Task/{id}/$resolve (system/Task.write): Parameters with resolution "
+                        "(valueCode keep, move or cancel) and, for move, slot (valueReference "
+                        "Slot/{id}, a free slot of the clinic). The patient is told of a move or a "
+                        "cancellation. 200 with the resolved Task; 409 when already resolved (by the "
+                        "clinic's staff or another call) or when the slot is taken."
+                    ),
+                }
+            ]
         if "history-type" in writes:
             entry["interaction"][-1]["documentation"] = (
                 "The change feed of appointments: _since (an instant), _count; follow the next link "
@@ -58,6 +77,7 @@ def capability_statement(*, base_url: str, token_url: str) -> dict[str, Any]:
             )
         resources.append(entry)
     resources.append(_patient_entry())
+    resources += [_terminology_entry("CodeSystem"), _terminology_entry("ValueSet")]
     resources.append(_subscription_entry())
     interval = settings.SYNC_FEED_MIN_INTERVAL_SECONDS
     retention = settings.SYNC_FEED_RETENTION_DAYS
@@ -180,6 +200,26 @@ def _patient_entry() -> dict[str, Any]:
     }
 
 
+def _terminology_entry(kind: str) -> dict[str, Any]:
+    """Our vocabularies (sync.terminology_views): public, read-only."""
+    return {
+        "type": kind,
+        "documentation": (
+            "Our code systems (reason, modality, audience, cancel-reason, sync-conflict, "
+            "sync-conflict-resolution, sync-conflict-input), each with a ValueSet of all its codes; "
+            "fr-CA and en designations. Public: no token needed."
+        ),
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "searchParam": [
+            {"name": "url", "type": "uri", "documentation": "The canonical URL; comma = or."},
+            {"name": "_id", "type": "token", "documentation": "The id (e.g. reason); comma = or."},
+        ],
+    }
+
+
 def _subscription_entry() -> dict[str, Any]:
     """Webhooks, as FHIR R4 Subscriptions: what ``sync.webhook_views`` serves, exactly."""
     max_failures = settings.SYNC_WEBHOOK_MAX_FAILURES
@@ -194,9 +234,21 @@ def _subscription_entry() -> dict[str, Any]:
             "one only after a 2xx; retried with exponential backoff (2 s to 1 h); after "
             f"{max_failures} failures in a row the status is error and the undelivered changes wait "
             "(extension subscription-delivery: cursor, pending); PUT status requested resumes. "
-            "DELETE turns it off."
+            "DELETE turns it off. POST Subscription/{id}/$rotate-secret (Parameters overlap-hours, "
+            "default 24): a new secret, shown once; during the overlap each delivery also carries "
+            "X-RDV-Signature-Previous, signed with the old one."
         ),
         "interaction": [{"code": code} for code in ["read", "search-type", "create", "update", "delete"]],
+        "operation": [
+            {
+                "name": "rotate-secret",
+                "definition": "https://rdv-sante.quebec/fhir/OperationDefinition/Subscription-rotate-secret",
+                "documentation": (
+                    "POST Subscription/{id}/$rotate-secret: a new signing secret (overlap-hours 0-720, "
+                    "default 24, during which X-RDV-Signature-Previous carries the old one's)."
+                ),
+            }
+        ],
         "versioning": "no-version",
         "readHistory": False,
         "updateCreate": False,

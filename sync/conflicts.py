@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -32,11 +32,12 @@ from django.utils.translation import gettext_lazy as _
 
 from booking import errors as booking_errors
 from booking import services as booking_services
-from booking.models import Appointment, Slot
+from booking.models import OCCUPYING_STATUSES, Appointment, Slot
 from citizens.models import User
 from clinics.models import Clinic, StaffAuditEvent
 
-from .models import AgendaSnapshot, EmrClient, EmrClinicGrant, SyncConflict
+from .audit import audit_record
+from .models import AgendaSnapshot, AuditEvent, EmrClient, EmrClinicGrant, SyncConflict
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,12 @@ def conflicts_open_count(*, clinic_id: int) -> int:
 
 def _with_people(qs: QuerySet[SyncConflict]) -> QuerySet[SyncConflict]:
     return qs.select_related(
-        "slot__practitioner", "appointment__citizen", "moved_to", "resolved_by", "snapshot"
+        "slot__practitioner",
+        "appointment__citizen",
+        "moved_to",
+        "resolved_by",
+        "resolved_by_client__product",
+        "snapshot",
     )
 
 
@@ -147,6 +153,45 @@ def emr_view_of_slot(slot: Slot) -> dict[str, Any] | None:
     return next((e for e in latest.entries if e["identifier"] == slot.external_id), None)
 
 
+# --- desk bookings refused ----------------------------------------------------------------------
+
+
+def desk_booking_conflict(*, clinic_id: int, slot_id: int, emr_identifier: str) -> SyncConflict | None:
+    """Record that an EMR's desk booking (``emr_identifier``, its appointment identifier) was refused
+    because the slot is already booked here: the booking here stands (the first committed wins) and
+    the clinic must rebook its desk patient. One open conflict per slot and kind, so a retried desk
+    booking records nothing new and gets the same conflict. ``None`` when no appointment occupies
+    the slot (a hold, a block: a plain refusal, nothing to resolve). Ids and times only."""
+    with transaction.atomic():
+        slot = Slot.objects.filter(pk=slot_id, clinic_id=clinic_id).first()
+        appointment = (
+            Appointment.objects.filter(slot_id=slot_id, status__in=OCCUPYING_STATUSES).order_by("-pk").first()
+        )
+        if slot is None or appointment is None:
+            return None
+        kind = SyncConflict.Kind.DESK_BOOKING_REFUSED
+        existing = SyncConflict.objects.filter(slot=slot, kind=kind, status=SyncConflict.Status.OPEN).first()
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                return SyncConflict.objects.create(
+                    clinic_id=clinic_id,
+                    slot=slot,
+                    appointment=appointment,
+                    kind=kind,
+                    detail={
+                        "slot_id": slot.pk,
+                        "identifier": slot.external_id,
+                        "appointment_id": appointment.pk,
+                        "emr_identifier": emr_identifier,
+                        "store": {"start": slot.start.isoformat(), "end": slot.end.isoformat()},
+                    },
+                )
+        except IntegrityError:  # the same desk booking retried at the same moment: one conflict
+            return SyncConflict.objects.filter(slot=slot, kind=kind, status=SyncConflict.Status.OPEN).first()
+
+
 # --- the resolution --------------------------------------------------------------------------------
 
 
@@ -155,16 +200,21 @@ def conflict_resolve(
     clinic: Clinic,
     conflict_id: int,
     resolution: str,
-    by: User,
+    by: User | None,
     new_slot_id: int | None = None,
     now: dt.datetime | None = None,
+    emr_client: EmrClient | None = None,
 ) -> SyncConflict:
     """Resolve one open conflict of ``clinic``: keep, move (to ``new_slot_id``) or cancel.
 
     One transaction: the booking change, the old slot's settlement, the conflict's resolution (who,
     when, which) and an audit row. Any refusal (slot taken meanwhile, appointment already past or
     cancelled, conflict already resolved) rolls all of it back and raises an ``ApplicationError``.
+    A member of the staff (``by``) or the clinic's EMR through the FHIR API (``emr_client``, then
+    ``by`` is None: the audit row goes to the EMR chain, and a cancellation is on the EMR channel).
     """
+    if (by is None) == (emr_client is None):
+        raise ValueError("A conflict is resolved by a member of the staff or by an EMR client.")
     now = now or timezone.now()
     if resolution not in SyncConflict.Resolution.values:
         raise booking_errors.ApplicationError(_("Choose keep, move or cancel."))
@@ -195,19 +245,29 @@ def conflict_resolve(
                     appointment=appointment,
                     reason=Appointment.CancelReason.OTHER,
                     by_clinic=True,
-                    channel="clinic",
+                    channel=Appointment.Channel.EMR if emr_client is not None else "clinic",
                     now=now,
                 )
-            _settle_freed_slot(conflict.slot_id, now=now)
+            if conflict.kind != SyncConflict.Kind.DESK_BOOKING_REFUSED:
+                _settle_freed_slot(conflict.slot_id, now=now)
+            # A refused desk booking: the slot stays free, for the EMR to send its booking again.
         changed = SyncConflict.objects.filter(pk=conflict.pk, status=SyncConflict.Status.OPEN).update(
             status=SyncConflict.Status.RESOLVED,
             resolution=resolution,
             resolved_by=by,
+            resolved_by_client=emr_client,
             resolved_at=now,
             moved_to=moved_to,
         )
         assert changed == 1  # the row is locked above
-        if appointment is not None:
+        if appointment is not None and emr_client is not None:
+            audit_record(
+                emr_client=emr_client,
+                action=AuditEvent.Action.UPDATE,
+                resource_type="Appointment",
+                ids=[appointment.pk],
+            )
+        elif appointment is not None and by is not None:
             StaffAuditEvent.objects.create(
                 user=by,
                 clinic=clinic,
@@ -220,7 +280,12 @@ def conflict_resolve(
         conflict.refresh_from_db()
     logger.info(
         "emr conflict resolved",
-        extra={"conflict_id": conflict.pk, "resolution": resolution, "user_id": by.pk},
+        extra={
+            "conflict_id": conflict.pk,
+            "resolution": resolution,
+            "user_id": by.pk if by is not None else None,
+            "emr_client_id": emr_client.pk if emr_client is not None else None,
+        },
     )
     return conflict
 
@@ -260,6 +325,7 @@ __all__ = [
     "conflict_list_for_clinic",
     "conflict_resolve",
     "conflicts_open_count",
+    "desk_booking_conflict",
     "emr_health_for_clinic",
     "emr_view_of_slot",
 ]

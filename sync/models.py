@@ -179,6 +179,10 @@ class WebhookSubscription(models.Model):
     emr_client = models.ForeignKey(EmrClient, on_delete=models.PROTECT, related_name="webhooks")
     endpoint = models.URLField(max_length=2000)
     secret = models.CharField(max_length=100, editable=False)
+    # After a rotation (``webhooks.subscription_rotate_secret``), the old secret also signs each
+    # delivery (X-RDV-Signature-Previous) until ``previous_secret_until``.
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
     criteria = models.CharField(max_length=200, default="Appointment")
     reason = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
@@ -279,6 +283,9 @@ class SyncConflict(models.Model):
     class Kind(models.TextChoices):
         BOOKED_SLOT_REMOVED = "booked_slot_removed", "booked slot removed"
         BOOKED_SLOT_CHANGED = "booked_slot_changed", "booked slot changed"
+        # An EMR's desk booking (POST Appointment, e.g. sent on reconnection after being offline)
+        # on a slot already booked here: the first committed booking stands, the desk one got 409.
+        DESK_BOOKING_REFUSED = "desk_booking_refused", "desk booking refused"
 
     class Status(models.TextChoices):
         OPEN = "open", "open"
@@ -295,7 +302,10 @@ class SyncConflict(models.Model):
         "booking.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     kind = models.CharField(max_length=25, choices=Kind.choices)
-    snapshot = models.ForeignKey(AgendaSnapshot, on_delete=models.PROTECT, related_name="conflicts")
+    # The snapshot that disagreed (none for a refused desk booking).
+    snapshot = models.ForeignKey(
+        AgendaSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="conflicts"
+    )
     detail = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -307,13 +317,17 @@ class SyncConflict(models.Model):
     moved_to = models.ForeignKey(
         "booking.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Resolved through the FHIR API (Task/{id}/$resolve) by the clinic's EMR rather than by staff.
+    resolved_by_client = models.ForeignKey(
+        EmrClient, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         verbose_name = "synchronization conflict"
         indexes = [models.Index(fields=["clinic", "status"], name="sync_conflict_clinic_status")]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["booked_slot_removed", "booked_slot_changed"]),
+                condition=Q(kind__in=["booked_slot_removed", "booked_slot_changed", "desk_booking_refused"]),
                 name="sync_conflict_kind_valid",
             ),
             models.CheckConstraint(

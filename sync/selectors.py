@@ -13,7 +13,7 @@ from booking.models import Appointment, Slot
 from citizens.models import Citizen
 from clinics.models import Clinic, Gmf, Practitioner, PractitionerRole
 
-from .models import AgendaSnapshot, EmrClient, EmrClinicGrant, EmrProductVersion, EmrVendor
+from .models import AgendaSnapshot, EmrClient, EmrClinicGrant, EmrProductVersion, EmrVendor, SyncConflict
 
 
 def clinic_ids_for_emr_client(client: EmrClient) -> set[int]:
@@ -121,6 +121,11 @@ def appointment_queryset(clinic_ids: Collection[int]) -> QuerySet[Appointment]:
             "updated_at",
         )
     )
+
+
+def conflict_queryset(clinic_ids: Collection[int]) -> QuerySet[SyncConflict]:
+    """The agenda conflicts of these clinics (FHIR Task), open and resolved."""
+    return SyncConflict.objects.filter(clinic_id__in=clinic_ids)
 
 
 def emr_product_names() -> list[str]:

@@ -359,8 +359,38 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
     # batch: they can only overlap slots that stay where they are (the snapshot itself has none).
     creations = [entry for entry, known in pending if known is None]
     pending = [(entry, known) for entry, known in pending if known is not None]
-    _update_rounds(run, role, pending)
+    _update_rounds(run, role, _move(run, role, pending))
     _create(run, role, creations)
+
+
+def _move(
+    run: _Run, role: PractitionerRole, pending: list[tuple[dict[str, Any], Slot | None]]
+) -> list[tuple[dict[str, Any], Slot | None]]:
+    """The changed free slots in one statement, compare-and-set on the versions read above; returns
+    those left one by one: chains of moves, overlaps, and slots booked or held meanwhile (where
+    ``slot_update`` says what happened: a booked one becomes a conflict)."""
+    by_id = {known.pk: (entry, known) for entry, known in pending if known is not None}
+    moves = [
+        booking_services.EmrSlotMove(
+            slot_id=known.pk,
+            version=known.version,
+            spec=booking_services.EmrSlot(
+                start=dt.datetime.fromisoformat(entry["start"]),
+                end=dt.datetime.fromisoformat(entry["end"]),
+                reasons=entry["reasons"],
+                audience=entry["audience"],
+                modality=entry["modality"],
+                external_id=entry["identifier"],
+            ),
+        )
+        for entry, known in by_id.values()
+    ]
+    try:
+        changed, left = booking_services.emr_slots_update(role=role, moves=moves)
+    except booking_errors.ApplicationError:
+        return pending  # a malformed entry: one by one, each with its reason
+    run.counts["updated"] += len(changed)
+    return sorted((by_id[m.slot_id] for m in left), key=lambda pair: pair[0]["start"])
 
 
 def _create(run: _Run, role: PractitionerRole, creations: list[dict[str, Any]]) -> None:

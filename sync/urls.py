@@ -2,7 +2,16 @@
 
 from django.urls import path, re_path
 
-from . import bundle_views, feed_views, patient_views, snapshot_views, views, webhook_views
+from . import (
+    bundle_views,
+    feed_views,
+    patient_views,
+    snapshot_views,
+    task_views,
+    terminology_views,
+    views,
+    webhook_views,
+)
 from .fhir.search import RESOURCES
 
 app_name = "sync"
@@ -15,6 +24,11 @@ urlpatterns = [
     path("Appointment/_history", feed_views.AppointmentHistoryView.as_view(), name="appointment-history"),
     # Webhook subscriptions (not a searchable resource of the clinics: its own views).
     path("Subscription", webhook_views.SubscriptionTypeView.as_view(), name="subscriptions"),
+    re_path(
+        r"^Subscription/(?P<pk>[0-9]{1,18})/\$rotate-secret$",
+        webhook_views.SubscriptionRotateSecretView.as_view(),
+        name="subscription-rotate-secret",
+    ),
     re_path(
         r"^Subscription/(?P<pk>[A-Za-z0-9\-.]{1,64})$",
         webhook_views.SubscriptionInstanceView.as_view(),
@@ -31,10 +45,21 @@ urlpatterns = [
         snapshot_views.SnapshotStatusView.as_view(),
         name="snapshot-status",
     ),
+    # Agenda conflicts (Task): the EMR's decision, before the resource patterns.
+    re_path(
+        r"^Task/(?P<pk>[0-9]{1,18})/\$resolve$",
+        task_views.TaskResolveView.as_view(),
+        name="task-resolve",
+    ),
     # Patient lookup by NAM: POST only, the NAM in the body (sync.patient_views).
     path("Patient", patient_views.PatientTypeView.as_view(), name="patients"),
     path("Patient/_search", patient_views.PatientSearchView.as_view(), name="patient-search"),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
+    # Our vocabularies, public and read-only (sync.terminology_views).
+    path("CodeSystem", terminology_views.TerminologyView.as_view(), name="codesystems"),
+    re_path(r"^CodeSystem/(?P<pk>[A-Za-z0-9\-.]{1,64})$", terminology_views.TerminologyView.as_view()),
+    path("ValueSet", terminology_views.ValueSetView.as_view(), name="valuesets"),
+    re_path(r"^ValueSet/(?P<pk>[A-Za-z0-9\-.]{1,64})$", terminology_views.ValueSetView.as_view()),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"
     ),

@@ -24,6 +24,7 @@ from citizens.models import Citizen
 from . import slot_ops
 from .audit import audit_record
 from .capability import capability_statement, smart_configuration
+from .conflicts import desk_booking_conflict
 from .fhir import resources, writes
 from .fhir.auth import (
     EmrClientAuthentication,
@@ -252,12 +253,32 @@ class AppointmentTypeView(SearchView):
                 channel=Appointment.Channel.EMR,
                 external_id=data.external_id,
             )
+        except booking_errors.SlotUnavailable as exc:
+            raise _desk_booking_refused(slot, data.external_id) from exc
         except booking_errors.ApplicationError as exc:
             raise writes.from_booking_error(exc) from exc
         row = appointment_queryset(clinic_ids).get(pk=appointment.pk)
         # An earlier appointment comes back when a concurrent retry of the same booking won: 200.
         status = 201 if appointment.created_at >= started else 200
         return self.resource_response(row, status=status, action="create")
+
+
+def _desk_booking_refused(slot: Any, external_id: str) -> FhirError:
+    """409 for a desk booking on a slot booked here first (often one taken while the EMR was offline
+    and sent on reconnection): the booking here stands; the conflict is recorded as a Task for the
+    clinic, and the OperationOutcome says what to do."""
+    conflict = desk_booking_conflict(clinic_id=slot.clinic_id, slot_id=slot.pk, emr_identifier=external_id)
+    if conflict is None:
+        return writes.from_booking_error(booking_errors.SlotUnavailable())
+    return FhirError(
+        409,
+        "conflict",
+        f"Slot/{slot.pk} was booked here first (Appointment/{conflict.appointment_id}); the first "
+        "booking committed stands and yours was not made. Book your patient on another free slot "
+        f"(GET Slot?schedule=Schedule/{slot.role_id}&status=free) and tell them. The clinic sees "
+        f"this as Task/{conflict.pk}: resolve it once done (keep), or move or cancel the other "
+        f"booking with notice (POST Task/{conflict.pk}/$resolve), then send your booking again.",
+    )
 
 
 class AppointmentInstanceView(ReadView):

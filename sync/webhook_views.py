@@ -12,9 +12,11 @@ Every interaction needs ``system/Appointment.read``: a subscription is a way of 
 A subscription of another client is not found (404), like any resource outside the client's scope.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +32,8 @@ from .views import FhirView, fhir_base_url
 REQUIRED_SCOPE = "system/Appointment.read"
 SECRET_EXTENSION = f"{resources.BASE}/StructureDefinition/subscription-secret"
 DELIVERY_EXTENSION = f"{resources.BASE}/StructureDefinition/subscription-delivery"
+# Until when the previous secret also signs deliveries (after POST Subscription/{id}/$rotate-secret).
+PREVIOUS_SECRET_UNTIL_EXTENSION = f"{resources.BASE}/StructureDefinition/subscription-previous-secret-until"
 DEFAULT_REASON = "Changes to the appointments of my clinics (change feed)"
 # FHIR R4 code lists (http://hl7.org/fhir/R4/valueset-subscription-status.html and
 # valueset-subscription-channel-type.html): known codes we do not support are 422, others 400.
@@ -82,6 +86,13 @@ def subscription_resource(sub: WebhookSubscription, *, secret: str | None = None
     extensions: list[dict[str, Any]] = [{"url": DELIVERY_EXTENSION, "extension": delivery}]
     if secret is not None:
         extensions.append({"url": SECRET_EXTENSION, "valueString": secret})
+    if sub.previous_secret_until and webhooks.previous_secret_live(sub, timezone.now()):
+        extensions.append(
+            {
+                "url": PREVIOUS_SECRET_UNTIL_EXTENSION,
+                "valueInstant": resources.instant(sub.previous_secret_until),
+            }
+        )
     resource: dict[str, Any] = {
         "resourceType": "Subscription",
         "id": str(sub.pk),
@@ -244,3 +255,28 @@ class SubscriptionInstanceView(SubscriptionView):
     def delete(self, request: Request, pk: str) -> Response:
         webhooks.subscription_off(subscription=self.subscription(pk))
         return Response(status=204)
+
+
+class SubscriptionRotateSecretView(SubscriptionView):
+    """``POST Subscription/{id}/$rotate-secret``: a new signing secret, shown once in the answer.
+
+    Body (optional): ``Parameters`` with ``overlap-hours`` (valueInteger, 0 to 720, default 24):
+    how long the previous secret also signs deliveries (``X-RDV-Signature-Previous``).
+    """
+
+    def post(self, request: Request, pk: str) -> Response:
+        sub = self.subscription(pk)
+        overlap = webhooks.DEFAULT_ROTATION_OVERLAP
+        body = request.data if isinstance(request.data, dict) and request.data else None
+        if body is not None:
+            if body.get("resourceType") != "Parameters":
+                raise bad("The body, if any, must be a Parameters resource.")
+            for param in body.get("parameter", []) if isinstance(body.get("parameter"), list) else [None]:
+                if not isinstance(param, dict) or param.get("name") != "overlap-hours":
+                    raise bad("Unknown parameter: use overlap-hours (valueInteger).")
+                hours = param.get("valueInteger")
+                if not isinstance(hours, int) or isinstance(hours, bool) or not 0 <= hours <= 720:
+                    raise bad("overlap-hours must be a valueInteger from 0 to 720.")
+                overlap = timedelta(hours=hours)
+        sub, secret = webhooks.subscription_rotate_secret(subscription=sub, overlap=overlap)
+        return Response(subscription_resource(sub, secret=secret))

@@ -58,6 +58,10 @@ SUPPORTED_CRITERIA = ("Appointment",)
 PAYLOAD_TYPE = "application/fhir+json"
 SIGNATURE_HEADER = "X-RDV-Signature"
 TIMESTAMP_HEADER = "X-RDV-Timestamp"
+# During a secret rotation's overlap, the signature with the previous secret (same format).
+SIGNATURE_PREVIOUS_HEADER = "X-RDV-Signature-Previous"
+DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ROTATION_OVERLAP = timedelta(days=30)
 DELIVERY_HEADER = "X-RDV-Delivery"
 SUBSCRIPTION_HEADER = "X-RDV-Subscription"
 SUBSCRIPTION_EXTENSION = f"{resources.BASE}/StructureDefinition/feed-subscription"
@@ -170,6 +174,41 @@ def subscription_create(
             last_delivered_seq=feed.feed_head(),
         )
     return subscription, secret
+
+
+def subscription_rotate_secret(
+    *,
+    subscription: WebhookSubscription,
+    overlap: timedelta = DEFAULT_ROTATION_OVERLAP,
+    now: dt.datetime | None = None,
+) -> tuple[WebhookSubscription, str]:
+    """A new signing secret; returns the subscription and the secret (shown once).
+
+    Until ``now + overlap`` each delivery is signed with both: ``X-RDV-Signature`` with the new
+    secret and ``X-RDV-Signature-Previous`` with the one it replaces, so the receiver can switch at
+    its own pace. ``overlap`` 0 drops the old secret at once (a leaked secret). Rotating again
+    during an overlap keeps only the secret that was current (one previous secret at a time).
+    """
+    now = now or timezone.now()
+    if not timedelta(0) <= overlap <= MAX_ROTATION_OVERLAP:
+        raise WebhookError(f"The overlap lasts 0 to {MAX_ROTATION_OVERLAP.days} days.")
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        sub = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+        sub.previous_secret = sub.secret if overlap else ""
+        sub.previous_secret_until = now + overlap if overlap else None
+        sub.secret = secret
+        sub.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
+    logger.info("webhook secret rotated", extra={"subscription_id": sub.pk})
+    return sub, secret
+
+
+def previous_secret_live(sub: WebhookSubscription, now: dt.datetime) -> bool:
+    return (
+        bool(sub.previous_secret)
+        and sub.previous_secret_until is not None
+        and now < sub.previous_secret_until
+    )
 
 
 def subscription_update(
@@ -324,6 +363,8 @@ def _deliver_page(subscription_id: int, *, now: dt.datetime) -> Delivery:
             DELIVERY_HEADER: uuid.uuid4().hex,
             SUBSCRIPTION_HEADER: str(sub.pk),
         }
+        if previous_secret_live(sub, now):
+            headers[SIGNATURE_PREVIOUS_HEADER] = signature(sub.previous_secret, body)
         error, received = _post(sub.endpoint, body, headers)
         if received and built.appointment_ids:
             audit_record(

@@ -32,7 +32,7 @@ from .appointments import (
     appointment_reschedule,
     appointment_set_status,
 )
-from .emr_slots import EmrSlot, emr_slots_create, emr_slots_withdraw
+from .emr_slots import EmrSlot, EmrSlotMove, emr_slots_create, emr_slots_update, emr_slots_withdraw
 from .holds import (
     Hold,
     slot_hold,
@@ -64,6 +64,7 @@ from .slots import (
 __all__ = [
     "CANCELLABLE_STATUSES",
     "EmrSlot",
+    "EmrSlotMove",
     "Hold",
     "ONLINE_CHANNELS",
     "PeriodBlocked",
@@ -74,6 +75,7 @@ __all__ = [
     "appointment_reschedule",
     "appointment_set_status",
     "emr_slots_create",
+    "emr_slots_update",
     "emr_slots_withdraw",
     "local_to_utc",
     "logger",

@@ -432,7 +432,7 @@ def appointment_move_by_clinic(
     *,
     appointment: Appointment,
     new_slot_id: int,
-    by: User,
+    by: User | None,
     now: datetime | None = None,
 ) -> Appointment:
     """The clinic moves an appointment to another of its free slots: all or nothing.

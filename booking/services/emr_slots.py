@@ -9,6 +9,7 @@ back to the caller; the exclusion constraint stays the last word (a violation ro
 batch back and raises ``PractitionerOverlap``, so the caller can fall back to ``slot_create``).
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -200,3 +201,133 @@ def emr_slots_withdraw(*, clinic_id: int, slot_ids: list[int], now: datetime | N
             channel=Slot.Source.EMR.value,
         )
     return ids
+
+
+@dataclass(frozen=True)
+class EmrSlotMove:
+    """A free EMR slot to change: its id, the version the caller read, and its new content."""
+
+    slot_id: int
+    version: int
+    spec: EmrSlot
+
+
+# One UPDATE whatever the count, compare-and-set on each row's version and status (invariant 3):
+# a row a citizen booked or held since the caller read it is not returned, and the caller takes it
+# one by one (``slot_update`` then says SlotNotFree, and the snapshot records a conflict).
+_UPDATE_SLOTS = """
+    UPDATE booking_slot AS s
+    SET start = u.start, "end" = u.finish, reasons = u.reasons, audience = u.audience,
+        modality = u.modality, holder_id = NULL, hold_expires = NULL, hold_token = '',
+        version = s.version + 1, updated_at = %s
+    FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::int[], %s::text[],
+        %s::text[]) AS u(id, version, start, finish, reasons, audience, modality)
+    WHERE s.id = u.id AND s.version = u.version AND s.status = %s AND s.role_id = %s
+    RETURNING s.id, s.version
+"""
+
+
+def emr_slots_update(
+    *, role: PractitionerRole, moves: list[EmrSlotMove], now: datetime | None = None
+) -> tuple[list[int], list[EmrSlotMove]]:
+    """Move or change many free EMR slots of ``role`` at once (``slot_update`` for many).
+
+    Returns (the ids changed, the moves left to the caller). Only moves that can be made in any
+    order are made here: the new time overlaps no slot of the practitioner where it stands now (in
+    any clinic; the slot itself aside) nor another move of the batch, so the exclusion constraint
+    can never be hit half-way through the statement. The others are left: a chain of moves (a slot
+    into the time another one leaves), a real overlap, or a row whose version or status changed
+    since it was read (compare-and-set); the caller takes them one by one, after this batch. Each
+    changed slot gets its ``slot.updated`` outbox event with its new version (invariant 5), and a
+    hold on it ends, as in ``slot_update``. Raises ``InvalidSlot`` (nothing changed) on a
+    malformed spec.
+    """
+    if not moves:
+        return [], []
+    for move in moves:
+        spec = move.spec
+        if spec.start.tzinfo is None or spec.end.tzinfo is None:
+            raise errors.InvalidSlot
+        _check_slot_fields(
+            start=spec.start,
+            end=spec.end,
+            reasons=spec.reasons,
+            audience=spec.audience,
+            modality=spec.modality,
+        )
+    if connection.vendor != "postgresql":
+        return [], list(moves)  # the SQLite demo: one by one
+    now = now or timezone.now()
+    ordered = sorted(moves, key=lambda m: (m.spec.start, m.spec.end))
+    try:
+        with transaction.atomic():
+            _lock_timeout()
+            Practitioner.objects.select_for_update().filter(pk=role.practitioner_id).first()
+            existing = list(
+                Slot.objects.filter(
+                    practitioner_id=role.practitioner_id,
+                    start__lt=max(m.spec.end for m in ordered),
+                    end__gt=ordered[0].spec.start,
+                )
+                .exclude(status=Slot.Status.CANCELLED)
+                .order_by("start")
+                .values_list("pk", "start", "end")
+            )
+            batch, left = _movable(ordered, existing)
+            if not batch:
+                return [], left
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _UPDATE_SLOTS,
+                    [
+                        now,
+                        [m.slot_id for m in batch],
+                        [m.version for m in batch],
+                        [m.spec.start for m in batch],
+                        [m.spec.end for m in batch],
+                        [reasons_to_mask(m.spec.reasons) for m in batch],
+                        [m.spec.audience for m in batch],
+                        [m.spec.modality for m in batch],
+                        Slot.Status.FREE.value,
+                        role.pk,
+                    ],
+                )
+                changed = dict(cursor.fetchall())
+            _outbox_bulk(
+                kind="slot.updated",
+                clinic_id=role.clinic_id,
+                versions=sorted(changed.items()),
+                channel=Slot.Source.EMR.value,
+            )
+    except IntegrityError as exc:  # a writer that did not take the practitioner's lock
+        if "slot_no_overlap_per_practitioner" in str(exc):
+            raise errors.PractitionerOverlap from exc
+        raise
+    left.extend(m for m in batch if m.slot_id not in changed)
+    return sorted(changed), left
+
+
+def _movable(
+    ordered: list[EmrSlotMove], existing: list[tuple[int, datetime, datetime]]
+) -> tuple[list[EmrSlotMove], list[EmrSlotMove]]:
+    """Split moves sorted by new start into those whose new time is clear of every slot as it
+    stands (the slot itself aside) and of the earlier moves kept, and the rest."""
+    ends = [end for _pk, _start, end in existing]  # sorted too: existing slots never overlap
+    batch: list[EmrSlotMove] = []
+    left: list[EmrSlotMove] = []
+    last_end: datetime | None = None
+    for move in ordered:
+        spec = move.spec
+        i = bisect_right(ends, spec.start)  # the first existing slot ending after the new start
+        clash = False
+        while i < len(existing) and existing[i][1] < spec.end:
+            if existing[i][0] != move.slot_id:
+                clash = True
+                break
+            i += 1
+        if clash or (last_end is not None and spec.start < last_end):
+            left.append(move)
+            continue
+        batch.append(move)
+        last_end = spec.end
+    return batch, left

@@ -25,7 +25,7 @@ from django.utils.dateparse import parse_date
 from booking.models import Slot
 from sync import selectors
 
-from . import resources
+from . import resources, task
 from .errors import FhirError
 
 DEFAULT_COUNT = 50
@@ -234,6 +234,25 @@ def _appointment_identifier(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
     return qs.filter(q) if q else qs.none()
 
 
+def _task_status(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
+    statuses = []
+    for code in value.split(","):
+        if code not in task.FHIR_TASK_STATUS:
+            raise _bad(f"Unknown task status {code!r}: use requested or completed.", "code-invalid")
+        statuses.append(task.FHIR_TASK_STATUS[code])
+    return qs.filter(status__in=statuses)
+
+
+def _task_code(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
+    kinds = []
+    for item in value.split(","):
+        system, code = _token(item)
+        if system not in (None, task.CONFLICT_SYSTEM) or code not in task.KIND_DISPLAY:
+            raise _bad(f"Unknown conflict code {item!r}: use {task.CONFLICT_SYSTEM}|<kind>.", "code-invalid")
+        kinds.append(code)
+    return qs.filter(kind__in=kinds)
+
+
 RESOURCES: dict[str, ResourceType] = {
     r.name: r
     for r in (
@@ -374,6 +393,33 @@ RESOURCES: dict[str, ResourceType] = {
             order=("start", "pk"),
             versioned=True,
             audited=True,
+        ),
+        ResourceType(
+            "Task",
+            selectors.conflict_queryset,
+            task.task,
+            (
+                _id_param("Task"),
+                SearchParam(
+                    "status",
+                    "token",
+                    "requested (open conflicts) or completed (resolved); comma = or.",
+                    _task_status,
+                ),
+                SearchParam(
+                    "code",
+                    "token",
+                    f"The conflict's kind ({task.CONFLICT_SYSTEM}): booked_slot_removed or "
+                    "booked_slot_changed; comma = or.",
+                    _task_code,
+                ),
+                SearchParam(
+                    "focus",
+                    "reference",
+                    "Appointment/id: the kept appointment.",
+                    _reference_filter("appointment_id", "Appointment"),
+                ),
+            ),
         ),
     )
 }

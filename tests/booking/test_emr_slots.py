@@ -7,7 +7,15 @@ from django.utils import timezone
 
 from booking import errors
 from booking.models import OutboxEvent, Reason, Slot
-from booking.services import EmrSlot, appointment_book, emr_slots_create, emr_slots_withdraw
+from booking.services import (
+    EmrSlot,
+    EmrSlotMove,
+    appointment_book,
+    emr_slots_create,
+    emr_slots_update,
+    emr_slots_withdraw,
+    slot_hold,
+)
 from tests.factories import CitizenFactory, ClinicFactory, RoleFactory, SlotFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +91,102 @@ def test_withdrawing_never_touches_another_clinics_slots():
     assert emr_slots_withdraw(clinic_id=role.clinic_id, slot_ids=[foreign.pk]) == []
     foreign.refresh_from_db()
     assert foreign.status == "free"
+
+
+def _made(role, *specs):
+    ids, _ = emr_slots_create(role=role, specs=list(specs))
+    return {s.external_id: s for s in Slot.objects.filter(pk__in=ids)}
+
+
+def _move(slot, minutes_from_base, **overrides):
+    return EmrSlotMove(
+        slot_id=slot.pk, version=slot.version, spec=spec(slot.external_id, minutes_from_base, **overrides)
+    )
+
+
+def test_a_batch_moves_free_slots_with_a_version_bump_one_event_each_and_ends_holds():
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    slots = _made(role, spec("A", 0), spec("B", 15), spec("C", 30))
+    slot_hold(slot_id=slots["B"].pk, citizen=CitizenFactory())
+    changed, left = emr_slots_update(
+        role=role,
+        moves=[
+            _move(slots["A"], 120),
+            _move(slots["B"], 135),
+            _move(slots["C"], 30, audience="gmf_patients"),
+        ],
+    )
+    assert left == [] and sorted(changed) == sorted(s.pk for s in slots.values())
+    after = {s.external_id: s for s in Slot.objects.filter(role=role)}
+    assert after["A"].start == _base() + timedelta(minutes=120)
+    assert after["B"].start == _base() + timedelta(minutes=135)
+    assert (after["C"].start, after["C"].audience) == (_base() + timedelta(minutes=30), "gmf_patients")
+    assert {s.version for s in after.values()} == {2}
+    assert (after["B"].holder_id, after["B"].hold_expires, after["B"].hold_token) == (None, None, "")
+    events = OutboxEvent.objects.filter(kind="slot.updated", slot__role=role)
+    assert sorted((e.slot_id, e.payload["version"], e.channel) for e in events) == sorted(
+        (s.pk, 2, "emr") for s in slots.values()
+    )
+
+
+def test_a_slot_booked_or_changed_since_it_was_read_is_left_untouched():
+    # Compare-and-set: the moves carry the versions read before the citizen booked B and before
+    # C changed; neither is written, both go back to the caller (who records the conflict).
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    slots = _made(role, spec("A", 0), spec("B", 15), spec("C", 30))
+    moves = [_move(slots["A"], 120), _move(slots["B"], 135), _move(slots["C"], 150)]
+    appointment_book(
+        slot_id=slots["B"].pk, citizen=CitizenFactory(), reason=Reason.FOLLOW_UP, channel="agenda"
+    )
+    Slot.objects.filter(pk=slots["C"].pk).update(version=5)
+    changed, left = emr_slots_update(role=role, moves=moves)
+    assert changed == [slots["A"].pk]
+    assert sorted(m.slot_id for m in left) == sorted([slots["B"].pk, slots["C"].pk])
+    booked = Slot.objects.get(pk=slots["B"].pk)
+    assert (booked.start, booked.status, booked.version) == (slots["B"].start, "booked", 2)
+    assert Slot.objects.get(pk=slots["C"].pk).start == slots["C"].start
+    assert not OutboxEvent.objects.filter(kind="slot.updated", slot_id__in=[slots["B"].pk, slots["C"].pk])
+
+
+def test_a_chain_of_moves_or_an_overlap_is_left_to_the_caller():
+    # A moves into the time B still has (B moves later in the same batch): made in one statement,
+    # the exclusion constraint could see A and B overlap half-way, so A is left; D would overlap
+    # the practitioner's slot at another clinic, E another move of the batch.
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    elsewhere = RoleFactory(practitioner=role.practitioner)
+    SlotFactory(role=elsewhere, start=_base() + timedelta(minutes=300), end=_base() + timedelta(minutes=315))
+    slots = _made(role, spec("A", 0), spec("B", 15), spec("D", 60), spec("E", 75))
+    changed, left = emr_slots_update(
+        role=role,
+        moves=[
+            _move(slots["A"], 15),
+            _move(slots["B"], 200),
+            _move(slots["D"], 305),
+            _move(slots["E"], 200, length=30),
+        ],
+    )
+    assert changed == [slots["B"].pk]
+    assert sorted(m.slot_id for m in left) == sorted(slots[k].pk for k in "ADE")
+    assert Slot.objects.get(pk=slots["A"].pk).start == _base()
+
+
+def test_a_slot_of_another_role_is_never_moved():
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    foreign = SlotFactory()
+    changed, left = emr_slots_update(
+        role=role,
+        moves=[EmrSlotMove(slot_id=foreign.pk, version=foreign.version, spec=spec("X", 500))],
+    )
+    assert changed == [] and [m.slot_id for m in left] == [foreign.pk]
+    foreign.refresh_from_db()
+    assert foreign.version == 1
+
+
+def test_a_malformed_move_changes_nothing():
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    slots = _made(role, spec("A", 0), spec("B", 15))
+    with pytest.raises(errors.InvalidSlot):
+        emr_slots_update(
+            role=role, moves=[_move(slots["A"], 120), _move(slots["B"], 135, reasons=["no_such_reason"])]
+        )
+    assert set(Slot.objects.filter(role=role).values_list("version", flat=True)) == {1}

@@ -161,6 +161,7 @@ MATRIX: list[Row] = [
     GET(f"{FHIR}/Appointment/_history", FHIR_SEARCH),
     GET(f"{FHIR}/Subscription", FHIR_SEARCH),
     GET(f"{FHIR}/Subscription/{{subscription_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Subscription/{{subscription_a}}/$rotate-secret", FHIR_POST_ONLY),
     GET(f"{FHIR}/Location", FHIR_SEARCH),
     GET(f"{FHIR}/Location/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Location/{{clinic_a}}", FHIR_OWN_A),
@@ -184,6 +185,16 @@ MATRIX: list[Row] = [
     GET(f"{FHIR}/Appointment", FHIR_SEARCH),
     GET(f"{FHIR}/Appointment/_search", FHIR_POST_ONLY),
     GET(f"{FHIR}/Appointment/{{appointment}}", FHIR_OWN_A),
+    # Agenda conflicts as Task (tests/sync/test_tasks.py); $resolve is POST only.
+    GET(f"{FHIR}/Task", FHIR_SEARCH),
+    GET(f"{FHIR}/Task/_search", FHIR_POST_ONLY),
+    GET(f"{FHIR}/Task/{{conflict_a}}", FHIR_OWN_A),
+    GET(f"{FHIR}/Task/{{conflict_a}}/$resolve", FHIR_POST_ONLY),
+    # Our vocabularies: public and read-only (tests/sync/test_terminology.py).
+    GET(f"{FHIR}/CodeSystem", everyone(200)),
+    GET(f"{FHIR}/CodeSystem/reason", everyone(200)),
+    GET(f"{FHIR}/ValueSet", everyone(200)),
+    GET(f"{FHIR}/ValueSet/reason", everyone(200)),
     # Patients: looked up by NAM with POST Patient/_search only; a GET is refused (no NAM in a URL).
     GET(f"{FHIR}/Patient", but(401, emr_a=400, emr_b=400)),
     GET(f"{FHIR}/Patient/_search", FHIR_POST_ONLY),

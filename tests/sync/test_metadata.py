@@ -14,6 +14,9 @@ RESOURCES = {
     "Appointment",
     "Patient",
     "Subscription",
+    "Task",
+    "CodeSystem",
+    "ValueSet",
 }
 WRITES = {
     "Slot": ["create", "update", "delete"],
@@ -82,8 +85,11 @@ EXAMPLE_VALUES = {
     "_count": "5",
     "slot": "Slot/1",
     "date": "ge2026-01-01",
+    "code": "booked_slot_removed",
+    "focus": "Appointment/1",
+    "url": "https://rdv-sante.quebec/fhir/CodeSystem/reason",
 }
-STATUS_EXAMPLES = {"Appointment": "booked", "Subscription": "active"}
+STATUS_EXAMPLES = {"Appointment": "booked", "Subscription": "active", "Task": "requested"}
 
 
 def test_every_declared_search_parameter_is_accepted_and_no_other(client, fhir_a):
