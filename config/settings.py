@@ -24,6 +24,12 @@ env = secret_file_env()
 # Notifications whose on-commit task was lost (Redis down at commit) are sent by the beat sweep once
 # they are this old; the fault tests shorten it (tests/faults).
 NOTIFICATIONS_SWEEP_AFTER_SECONDS = env.int("NOTIFICATIONS_SWEEP_AFTER_SECONDS", default=60)
+# How a booking's e-mail leaves (docs/benchmarks.md): true, a Celery task published on commit (one
+# broker round trip in the request; the default without Redis, where tasks run inline); false, the
+# beat relay `notifications_relay` hands new pending outbox events to the workers in batches every
+# NOTIFICATIONS_RELAY_SECONDS, so an e-mail is on its way within about that long.
+NOTIFICATIONS_ON_COMMIT = env.bool("NOTIFICATIONS_ON_COMMIT", default=not env.str("REDIS_URL", default=""))
+NOTIFICATIONS_RELAY_SECONDS = env.float("NOTIFICATIONS_RELAY_SECONDS", default=2.0)
 # Law 25 retention (booking.services.retention, docs/privacy.md), run daily by beat: an expired hold's
 # holder id is cleared this long after expiry; a search without result keeps its postal area this long.
 RETENTION_EXPIRED_HOLD_HOURS = env.int("RETENTION_EXPIRED_HOLD_HOURS", default=24)
@@ -142,6 +148,12 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "booking.tasks.notifications_sweep",
         "schedule": timedelta(minutes=1),
+    },
+    # Booking and cancellation e-mails when they are not published on commit (NOTIFICATIONS_ON_COMMIT).
+    "notifications-relay": {
+        "task": "booking.tasks.notifications_relay",
+        "schedule": timedelta(seconds=NOTIFICATIONS_RELAY_SECONDS),
+        "options": {"expires": NOTIFICATIONS_RELAY_SECONDS},
     },
     # Appointment reminders (booking.reminders, docs/reminders.md): insert the missing ones, then send
     # the due ones; overlapping runs are safe (unique rows; claims with skip locked).
