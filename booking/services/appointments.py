@@ -151,7 +151,7 @@ def _book_in_transaction(
     appointment = Appointment.objects.create(
         slot=slot,
         citizen=citizen,
-        clinic_id=slot.clinic_id,
+        clinic=slot.clinic,  # already read with the slot: the answer's serializer needs no query
         start=slot.start,
         end=slot.end,
         reason=reason,
