@@ -484,6 +484,19 @@ INSTALLED_APPS += ["config.apps.OperationsConfig"]
 # First: times every request and gives it its request id. Maintenance after authentication.
 MIDDLEWARE.insert(0, "config.observability.RequestObservabilityMiddleware")
 MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
+MIDDLEWARE.append("booking.waitingroom.WaitingRoomMiddleware")
+# The virtual waiting room for release peaks (booking.waitingroom, docs/scaling.md): at most CAPACITY
+# active visitors in the booking flow; newcomers queue first come, first served. A visitor's seat
+# lapses IDLE seconds after their last request there; a waiter who stops asking for STALE seconds loses
+# the place; the queue page refreshes every REFRESH seconds (the API's Retry-After); AVERAGE_VISIT
+# seconds per visit gives the estimated wait. Off by default (and in tests, except the room's own).
+WAITING_ROOM_ENABLED = env.bool("WAITING_ROOM_ENABLED", default=False)
+WAITING_ROOM_CAPACITY = env.int("WAITING_ROOM_CAPACITY", default=2000)
+WAITING_ROOM_IDLE_SECONDS = env.int("WAITING_ROOM_IDLE_SECONDS", default=300)
+WAITING_ROOM_STALE_SECONDS = env.int("WAITING_ROOM_STALE_SECONDS", default=60)
+WAITING_ROOM_REFRESH_SECONDS = env.int("WAITING_ROOM_REFRESH_SECONDS", default=15)
+WAITING_ROOM_TOKEN_RECHECK_SECONDS = env.int("WAITING_ROOM_TOKEN_RECHECK_SECONDS", default=30)
+WAITING_ROOM_AVERAGE_VISIT_SECONDS = env.int("WAITING_ROOM_AVERAGE_VISIT_SECONDS", default=180)
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.maintenance.context_processor")  # type: ignore[index]
 
 # /metrics (config.metrics): readable from these addresses or networks (the scraper's), or with
