@@ -484,6 +484,9 @@ INSTALLED_APPS += ["config.apps.OperationsConfig"]
 # First: times every request and gives it its request id. Maintenance after authentication.
 MIDDLEWARE.insert(0, "config.observability.RequestObservabilityMiddleware")
 MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
+# A page of search results is reused this long (booking.selectors; 0: off). Every reuse checks its
+# slots again, so a booked or held slot never shows; a freed one shows within this many seconds.
+SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=5)
 MIDDLEWARE.append("booking.waitingroom.WaitingRoomMiddleware")
 # The virtual waiting room for release peaks (booking.waitingroom, docs/scaling.md): at most CAPACITY
 # active visitors in the booking flow; newcomers queue first come, first served. A visitor's seat
