@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     DateTimeField,
     ExpressionWrapper,
@@ -187,6 +188,40 @@ def _near_soonest(qs: QuerySet[Slot], origin: Fsa, radius_km: int) -> QuerySet[S
     )
 
 
+# "Soonest near a place" has two plans (docs/search-plan.md). Up to NEAR_PER_CLINIC_MAX clinics in the
+# radius, each clinic's first k matching slots come from the (clinic, start) index (k the rows the page
+# needs), the k soonest of them are picked here and only those are fetched: at most 200 short index
+# probes and k rows, whatever the place. Beyond it, the area holds more than a tenth of the province's
+# clinics and walking its free public slots in start order meets a page of them within about 10 x k
+# rows; left to itself the planner would rather read every slot of the clinics in the box and sort.
+NEAR_PER_CLINIC_MAX = 200
+
+
+def _near_soonest_ids(qs: QuerySet[Slot], origin: Fsa, radius_km: int, wanted: int) -> list[int] | None:
+    """The candidate slots of a sparse area: each clinic's ``wanted`` soonest matching public slots
+    (the page's rows are among them), or None when more than NEAR_PER_CLINIC_MAX clinics are in
+    the radius. Two bounded queries: the clinics (box index), then one probe per clinic."""
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    box, distance = _distance(origin, radius_km)
+    clinics = list(
+        Clinic.objects.filter(box, is_active=True)
+        .annotate(distance_km=distance)
+        .filter(distance_km__lte=radius_km)
+        .values_list("pk", flat=True)[: NEAR_PER_CLINIC_MAX + 1]
+    )
+    if len(clinics) > NEAR_PER_CLINIC_MAX:
+        return None
+    firsts = qs.filter(clinic_id=OuterRef("pk"), audience=Audience.PUBLIC).order_by("start", "id")
+    arrays = Clinic.objects.filter(pk__in=clinics).values_list(
+        ArraySubquery(firsts.values("pk")[:wanted]), ArraySubquery(firsts.values("start")[:wanted])
+    )
+    candidates = sorted(
+        (start, slot_id) for ids, starts in arrays for slot_id, start in zip(ids, starts, strict=True)
+    )
+    return [slot_id for _start, slot_id in candidates[:wanted]]
+
+
 def _near_nearest(qs: QuerySet[Slot], origin: Fsa, radius_km: int, offset: int) -> list[tuple[Slot, float]]:
     """Nearest clinics first, each with its soonest matching slot: one probe of the
     (clinic, start) index per clinic in the radius, then one fetch of the page's slots."""
@@ -245,6 +280,20 @@ def slot_search(*, citizen: Citizen | None, query: SlotQuery, now: datetime | No
             pairs = _near_nearest(qs, origin, query.radius_km, offset)
         else:
             if origin is not None:
+                if connection.vendor == "postgresql":
+                    wanted = offset + PAGE_SIZE + 1
+                    candidates = _near_soonest_ids(qs, origin, query.radius_km, wanted)
+                    if candidates is not None:
+                        # Every rule was applied when they were picked; fetched by primary key (the
+                        # planner would otherwise walk each clinic's slots again), re-checked free.
+                        held = Q(hold_expires__gt=now)
+                        if citizen is not None:
+                            held &= ~Q(holder_id=citizen.pk)
+                        qs = (
+                            Slot.objects.select_related("clinic", "practitioner")
+                            .filter(pk__in=candidates, status=Slot.Status.FREE)
+                            .exclude(held)
+                        )
                 qs = _near_soonest(qs, origin, query.radius_km)
             pairs = [
                 (s, getattr(s, "distance_km", None))
