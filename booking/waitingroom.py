@@ -97,7 +97,7 @@ class Admission:
     def wait_seconds(self) -> int:
         """A rough estimate: seats free as visits end (``WAITING_ROOM_AVERAGE_VISIT_SECONDS`` each)."""
         per_seat = settings.WAITING_ROOM_AVERAGE_VISIT_SECONDS / max(1, settings.WAITING_ROOM_CAPACITY)
-        return int(self.position * per_seat) + settings.WAITING_ROOM_REFRESH_SECONDS
+        return int(self.position * per_seat) + int(settings.WAITING_ROOM_REFRESH_SECONDS)
 
 
 def _redis() -> Any:

@@ -5,7 +5,7 @@ the outbox and its notification enqueueing, and clinic wall-clock conversion.
 import functools
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -27,6 +27,8 @@ from ..models import (
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
+
+    from clinics.models import Clinic, Practitioner
 
 # Named as before the package split, so that log records keep their logger name.
 logger = logging.getLogger("booking.services")
@@ -140,7 +142,9 @@ def _slot_for_booking_sql() -> "tuple[str, list[tuple[type[Model], list[Field[An
 
     models = [(Slot, "s"), (Clinic, "c"), (Practitioner, "p")]
     quote = connection.ops.quote_name
-    columns = [f"{alias}.{quote(f.column)}" for model, alias in models for f in model._meta.concrete_fields]
+    columns = [
+        f"{alias}.{quote(str(f.column))}" for model, alias in models for f in model._meta.concrete_fields
+    ]
     appointment = Appointment._meta.db_table
     sql = (
         f"SELECT {', '.join(columns)}, "  # noqa: S608 - names from the models
@@ -192,9 +196,9 @@ def _get_slot_for_booking(slot_id: int, *, citizen_id: int, now: datetime, count
             values.append(value)
             position += 1
         instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-    slot, clinic, practitioner = instances
-    slot.clinic = clinic
-    slot.practitioner = practitioner
+    slot = cast(Slot, instances[0])
+    slot.clinic = cast("Clinic", instances[1])
+    slot.practitioner = cast("Practitioner", instances[2])
     slot.booking_overlap = bool(row[position])  # type: ignore[attr-defined]
     slot.booking_active = int(row[position + 1])  # type: ignore[attr-defined]
     return slot
