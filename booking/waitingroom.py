@@ -100,6 +100,11 @@ class Admission:
         return int(self.position * per_seat) + int(settings.WAITING_ROOM_REFRESH_SECONDS)
 
 
+def _keys() -> list[str]:
+    # Under the cache's prefix (CACHE_KEY_PREFIX), like every other key of this deployment.
+    return [cache.make_key(key) for key in KEYS]
+
+
 def _redis() -> Any:
     # Django's RedisCache: the redis-py client behind it (the script needs the raw client).
     return cache._cache.get_client(None, write=True)  # type: ignore[attr-defined]
@@ -114,7 +119,7 @@ def poll(visitor: str, *, now: float | None = None) -> Admission:
         if _script is None or _script.registered_client is not client:
             _script = client.register_script(_POLL)
         admitted, position, active = _script(
-            keys=list(KEYS),
+            keys=_keys(),
             args=[
                 visitor,
                 now,
@@ -133,7 +138,7 @@ def leave(visitor: str) -> None:
     """Free the visitor's seat or place at once (tests; a finished visit could call it)."""
     try:
         client = _redis()
-        for key in KEYS[:3]:
+        for key in _keys()[:3]:
             client.zrem(key, visitor)
     except Exception:  # noqa: BLE001
         logger.warning("waiting room store unavailable")
