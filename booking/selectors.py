@@ -2,9 +2,11 @@
 
 A search runs a bounded number of SQL queries whatever the number of results: one for the
 citizen's enrolment, one for the origin's centroid (near me), one for the page of slots with their
-clinic and practitioner joined, one to record a search that found nothing.
+clinic and practitioner joined (or, for a page in the short-lived cache, one primary-key query
+that checks its slots are still bookable), one to record a search that found nothing.
 """
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +14,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     DateTimeField,
     ExpressionWrapper,
@@ -190,6 +194,40 @@ def _near_soonest(qs: QuerySet[Slot], origin: Fsa, radius_km: int) -> QuerySet[S
     )
 
 
+# "Soonest near a place" has two plans (docs/search-plan.md). Up to NEAR_PER_CLINIC_MAX clinics in the
+# radius, each clinic's first k matching slots come from the (clinic, start) index (k the rows the page
+# needs), the k soonest of them are picked here and only those are fetched: at most 200 short index
+# probes and k rows, whatever the place. Beyond it, the area holds more than a tenth of the province's
+# clinics and walking its free public slots in start order meets a page of them within about 10 x k
+# rows; left to itself the planner would rather read every slot of the clinics in the box and sort.
+NEAR_PER_CLINIC_MAX = 200
+
+
+def _near_soonest_ids(qs: QuerySet[Slot], origin: Fsa, radius_km: int, wanted: int) -> list[int] | None:
+    """The candidate slots of a sparse area: each clinic's ``wanted`` soonest matching public slots
+    (the page's rows are among them), or None when more than NEAR_PER_CLINIC_MAX clinics are in
+    the radius. Two bounded queries: the clinics (box index), then one probe per clinic."""
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    box, distance = _distance(origin, radius_km)
+    clinics = list(
+        Clinic.objects.filter(box, is_active=True, is_sandbox=False)
+        .annotate(distance_km=distance)
+        .filter(distance_km__lte=radius_km)
+        .values_list("pk", flat=True)[: NEAR_PER_CLINIC_MAX + 1]
+    )
+    if len(clinics) > NEAR_PER_CLINIC_MAX:
+        return None
+    firsts = qs.filter(clinic_id=OuterRef("pk"), audience=Audience.PUBLIC).order_by("start", "id")
+    arrays = Clinic.objects.filter(pk__in=clinics).values_list(
+        ArraySubquery(firsts.values("pk")[:wanted]), ArraySubquery(firsts.values("start")[:wanted])
+    )
+    candidates = sorted(
+        (start, slot_id) for ids, starts in arrays for slot_id, start in zip(ids, starts, strict=True)
+    )
+    return [slot_id for _start, slot_id in candidates[:wanted]]
+
+
 def _near_nearest(qs: QuerySet[Slot], origin: Fsa, radius_km: int, offset: int) -> list[tuple[Slot, float]]:
     """Nearest clinics first, each with its soonest matching slot: one probe of the
     (clinic, start) index per clinic in the radius, then one fetch of the page's slots."""
@@ -241,16 +279,33 @@ def slot_search(*, citizen: Citizen | None, query: SlotQuery, now: datetime | No
 
     page = min(max(query.page, 1), MAX_PAGE)
     offset = (page - 1) * PAGE_SIZE
-    pairs: Sequence[tuple[Slot, float | None]]
-    if origin is not None and query.sort == "nearest":
-        pairs = _near_nearest(qs, origin, query.radius_km, offset)
-    else:
-        if origin is not None:
-            qs = _near_soonest(qs, origin, query.radius_km)
-        pairs = [
-            (s, getattr(s, "distance_km", None))
-            for s in qs.order_by("start", "id")[offset : offset + PAGE_SIZE + 1]
-        ]
+    key = _cache_key(query, page, care, origin)
+    pairs: Sequence[tuple[Slot, float | None]] | None = _cached_page(key, citizen, now)
+    if pairs is None:
+        if origin is not None and query.sort == "nearest":
+            pairs = _near_nearest(qs, origin, query.radius_km, offset)
+        else:
+            if origin is not None:
+                if connection.vendor == "postgresql":
+                    wanted = offset + PAGE_SIZE + 1
+                    candidates = _near_soonest_ids(qs, origin, query.radius_km, wanted)
+                    if candidates is not None:
+                        # Every rule was applied when they were picked; fetched by primary key (the
+                        # planner would otherwise walk each clinic's slots again), re-checked free.
+                        held = Q(hold_expires__gt=now)
+                        if citizen is not None:
+                            held &= ~Q(holder_id=citizen.pk)
+                        qs = (
+                            Slot.objects.select_related("clinic", "practitioner")
+                            .filter(pk__in=candidates, status=Slot.Status.FREE)
+                            .exclude(held)
+                        )
+                qs = _near_soonest(qs, origin, query.radius_km)
+            pairs = [
+                (s, getattr(s, "distance_km", None))
+                for s in qs.order_by("start", "id")[offset : offset + PAGE_SIZE + 1]
+            ]
+        _cache_page(key, pairs, citizen, now)
     rows = [pair[0] for pair in pairs]
     items = [SlotResult(slot=slot, distance_km=km) for slot, km in pairs[:PAGE_SIZE]]
     result = SearchResult(
@@ -265,6 +320,86 @@ def slot_search(*, citizen: Citizen | None, query: SlotQuery, now: datetime | No
         _record_miss(query=query, citizen=citizen, origin=origin)
         result.suggestions = _suggestions(query)
     return result
+
+
+# --- the short-lived search cache (docs/scaling.md) -----------------------------------------------
+# A page of results is kept SEARCH_CACHE_SECONDS under its normalized query (path, the care it
+# depends on, the origin, every filter, the page), as the (slot id, version, distance) of each row.
+# Every read checks those rows again in one primary-key query: each must still be free, at the same
+# version (a booking, a cancellation or a clinic's change bumps it), past the clinic's minimum
+# notice, and not under anyone else's live hold; if one is not, the page is computed again. So a
+# booked or held slot never shows from the cache; a slot freed or published meanwhile shows once the
+# entry lapses: within SEARCH_CACHE_SECONDS. Redis down: no cache, the search runs.
+
+_CACHE_PREFIX = "search:v1:"
+
+
+def _cache_key(query: SlotQuery, page: int, care: CitizenCare | None, origin: Fsa | None) -> str | None:
+    if settings.SEARCH_CACHE_SECONDS <= 0:
+        return None
+    parts = (
+        query.path,
+        care.practitioner_id if care and query.path == Path.MINE else "",
+        care.gmf_id if care and query.path == Path.GMF else "",
+        origin.code if origin else "",
+        query.radius_km if origin else "",
+        query.sort if origin else "",
+        query.reason,
+        query.date_from,
+        query.date_to,
+        query.time_of_day,
+        query.modality,
+        query.language,
+        page,
+    )
+    return _CACHE_PREFIX + hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def _cache_page(
+    key: str | None, pairs: Sequence[tuple[Slot, float | None]], citizen: Citizen | None, now: datetime
+) -> None:
+    if key is None or (citizen is not None and any(s.holder_id == citizen.pk for s, _ in pairs)):
+        return  # a page showing the citizen's own hold is theirs alone
+    rows = [(s.pk, s.version, km) for s, km in pairs]
+    try:
+        cache.set(key, rows, timeout=settings.SEARCH_CACHE_SECONDS)
+    except Exception:  # noqa: BLE001 - no cache: the next search runs the query
+        return
+
+
+def _cached_page(
+    key: str | None, citizen: Citizen | None, now: datetime
+) -> list[tuple[Slot, float | None]] | None:
+    if key is None:
+        return None
+    try:
+        rows = cache.get(key)
+    except Exception:  # noqa: BLE001
+        return None
+    if rows is None:
+        return None
+    held = Q(hold_expires__gt=now)
+    wanted = Q(pk__in=[pk for pk, _, _ in rows])
+    if citizen is not None:
+        held &= ~Q(holder_id=citizen.pk)
+        wanted |= Q(holder_id=citizen.pk, hold_expires__gt=now)  # their own hold, in the same query
+    slots = (
+        Slot.objects.select_related("clinic", "practitioner")
+        .filter(wanted, status=Slot.Status.FREE, clinic__is_active=True)
+        .exclude(held)
+        .in_bulk()
+    )
+    if len(slots) > len(rows) or (
+        citizen is not None and any(s.holder_id == citizen.pk for s in slots.values())
+    ):
+        return None  # the citizen holds a slot: their page is computed for them alone
+    pairs = []
+    for pk, version, km in rows:
+        slot = slots.get(pk)
+        if slot is None or slot.version != version or slot.start < now + slot.clinic.min_notice:
+            return None  # taken, held, changed or too soon since: compute the page again
+        pairs.append((slot, km))
+    return pairs
 
 
 def _record_miss(*, query: SlotQuery, citizen: Citizen | None, origin: Fsa | None) -> None:

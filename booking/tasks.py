@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -58,6 +59,45 @@ def notifications_sweep() -> int:
     if ids:
         logger.info("notifications sweep sent pending events", extra={"count": len(ids)})
     return len(ids)
+
+
+RELAY_WATERMARK_KEY = "notifications-relay:last-id"
+RELAY_BATCH = 50
+
+
+@shared_task(ignore_result=True)
+def notifications_relay() -> int:
+    """Beat, every ``NOTIFICATIONS_RELAY_SECONDS``: the pending events committed since the last run
+    go to the workers in batches (``notify_events``), instead of one task published per booking.
+
+    The watermark (the highest event id handed over, in the cache) keeps each event from being
+    handed over at every run while the workers are busy. An event whose id is below the watermark
+    but which committed after the run that moved it (ids are taken at insert, not at commit) is not
+    lost: it stays pending and the minute sweep sends it. Handing an event over twice (cache lost)
+    is harmless: ``notify_event`` sends only a pending event, under its row lock.
+    """
+    last = cache.get(RELAY_WATERMARK_KEY, 0)
+    ids = list(
+        OutboxEvent.objects.filter(notify_state=OutboxEvent.NotifyState.PENDING, pk__gt=last)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:5000]
+    )
+    for start in range(0, len(ids), RELAY_BATCH):
+        notify_events.delay(ids[start : start + RELAY_BATCH])
+    if ids:
+        cache.set(RELAY_WATERMARK_KEY, ids[-1], None)
+    return len(ids)
+
+
+@shared_task(ignore_result=True)
+def notify_events(event_ids: list[int]) -> None:
+    """A batch of the relay: each e-mail on its own (one failure leaves the others unaffected and
+    its event pending for the sweep)."""
+    for event_id in event_ids:
+        try:
+            notify_event(event_id)
+        except Exception:  # noqa: BLE001 - the sweep retries it
+            logger.warning("notification not sent; the sweep will retry it", extra={"event_id": event_id})
 
 
 @shared_task(ignore_result=True)

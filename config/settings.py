@@ -25,6 +25,12 @@ env = secret_file_env()
 # Notifications whose on-commit task was lost (Redis down at commit) are sent by the beat sweep once
 # they are this old; the fault tests shorten it (tests/faults).
 NOTIFICATIONS_SWEEP_AFTER_SECONDS = env.int("NOTIFICATIONS_SWEEP_AFTER_SECONDS", default=60)
+# How a booking's e-mail leaves (docs/benchmarks.md): true, a Celery task published on commit (one
+# broker round trip in the request; the default without Redis, where tasks run inline); false, the
+# beat relay `notifications_relay` hands new pending outbox events to the workers in batches every
+# NOTIFICATIONS_RELAY_SECONDS, so an e-mail is on its way within about that long.
+NOTIFICATIONS_ON_COMMIT = env.bool("NOTIFICATIONS_ON_COMMIT", default=not env.str("REDIS_URL", default=""))
+NOTIFICATIONS_RELAY_SECONDS = env.float("NOTIFICATIONS_RELAY_SECONDS", default=2.0)
 # Law 25 retention (booking.services.retention, docs/privacy.md), run daily by beat: an expired hold's
 # holder id is cleared this long after expiry; a search without result keeps its postal area this long.
 RETENTION_EXPIRED_HOLD_HOURS = env.int("RETENTION_EXPIRED_HOLD_HOURS", default=24)
@@ -169,6 +175,12 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "booking.tasks.notifications_sweep",
         "schedule": timedelta(minutes=1),
+    },
+    # Booking and cancellation e-mails when they are not published on commit (NOTIFICATIONS_ON_COMMIT).
+    "notifications-relay": {
+        "task": "booking.tasks.notifications_relay",
+        "schedule": timedelta(seconds=NOTIFICATIONS_RELAY_SECONDS),
+        "options": {"expires": NOTIFICATIONS_RELAY_SECONDS},
     },
     # Appointment reminders (booking.reminders, docs/reminders.md): insert those of the bookings the
     # outbox recorded since the last run (and, nightly, of every booked appointment of the next days),
@@ -521,6 +533,22 @@ INSTALLED_APPS += ["config.apps.OperationsConfig"]
 # First: times every request and gives it its request id. Maintenance after authentication.
 MIDDLEWARE.insert(0, "config.observability.RequestObservabilityMiddleware")
 MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
+# A page of search results is reused this long (booking.selectors; 0: off). Every reuse checks its
+# slots again, so a booked or held slot never shows; a freed one shows within this many seconds.
+SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=5)
+MIDDLEWARE.append("booking.waitingroom.WaitingRoomMiddleware")
+# The virtual waiting room for release peaks (booking.waitingroom, docs/scaling.md): at most CAPACITY
+# active visitors in the booking flow; newcomers queue first come, first served. A visitor's seat
+# lapses IDLE seconds after their last request there; a waiter who stops asking for STALE seconds loses
+# the place; the queue page refreshes every REFRESH seconds (the API's Retry-After); AVERAGE_VISIT
+# seconds per visit gives the estimated wait. Off by default (and in tests, except the room's own).
+WAITING_ROOM_ENABLED = env.bool("WAITING_ROOM_ENABLED", default=False)
+WAITING_ROOM_CAPACITY = env.int("WAITING_ROOM_CAPACITY", default=2000)
+WAITING_ROOM_IDLE_SECONDS = env.int("WAITING_ROOM_IDLE_SECONDS", default=300)
+WAITING_ROOM_STALE_SECONDS = env.int("WAITING_ROOM_STALE_SECONDS", default=60)
+WAITING_ROOM_REFRESH_SECONDS = env.int("WAITING_ROOM_REFRESH_SECONDS", default=15)
+WAITING_ROOM_TOKEN_RECHECK_SECONDS = env.int("WAITING_ROOM_TOKEN_RECHECK_SECONDS", default=30)
+WAITING_ROOM_AVERAGE_VISIT_SECONDS = env.int("WAITING_ROOM_AVERAGE_VISIT_SECONDS", default=180)
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("config.maintenance.context_processor")  # type: ignore[index]
 
 # /metrics (config.metrics): readable from these addresses or networks (the scraper's), or with

@@ -16,6 +16,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tasks run in-process so that a test sees the e-mail a booking sends; Redis stays the cache.
 CELERY_TASK_ALWAYS_EAGER = True
+SEARCH_CACHE_SECONDS = 0  # tests add slots between searches; the cache is tested on its own
+NOTIFICATIONS_ON_COMMIT = True  # the relay path is tested on its own (tests/booking/test_notifications.py)
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 WHITENOISE_AUTOREFRESH = True  # serve from the finders; no collectstatic before tests

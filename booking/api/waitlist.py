@@ -122,11 +122,13 @@ class WaitlistRequestSerializer(serializers.Serializer[WaitlistRequest]):
     @extend_schema_field(PatientSerializer())
     def get_patient(self, request: WaitlistRequest) -> dict[str, Any]:
         caller: Citizen = self.context["caller"]
+        patient = request.citizen
+        assert patient is not None  # listed requests are the caller's own: never anonymized ones
         dependant_id = None
-        if request.citizen_id != caller.pk:
-            link = dependant_of_person(guardian=caller, citizen_id=request.citizen_id)
+        if patient.pk != caller.pk:
+            link = dependant_of_person(guardian=caller, citizen_id=patient.pk)
             dependant_id = link.pk if link else None
-        return {"dependant_id": dependant_id, "first_name": request.citizen.first_name}
+        return {"dependant_id": dependant_id, "first_name": patient.first_name}
 
     @extend_schema_field(OfferSerializer(allow_null=True))
     def get_offer(self, request: WaitlistRequest) -> dict[str, Any] | None:

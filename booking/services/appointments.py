@@ -10,7 +10,6 @@ from citizens.models import Citizen, User
 
 from .. import errors
 from ..models import (
-    OCCUPYING_STATUSES,
     Appointment,
     Reason,
     Slot,
@@ -19,11 +18,12 @@ from ..selectors import appointment_is_cancellable
 from ._common import (
     ONLINE_CHANNELS,
     _check_online_rules,
-    _get_slot,
-    _live_hold_by_other,
+    _get_slot_for_booking,
+    _lock_citizen,
     _lock_timeout,
     logger,
     outbox_append,
+    slot_book_cas,
 )
 
 CANCELLABLE_STATUSES = (Appointment.Status.BOOKED, Appointment.Status.ARRIVED)
@@ -58,9 +58,8 @@ def appointment_book(
             return existing
     try:
         with transaction.atomic():
-            _lock_timeout()
             # Serializes one citizen's bookings, so that two tabs cannot both pass the limit check.
-            Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+            _lock_citizen(citizen.pk)
             appointment = _book_in_transaction(
                 slot_id=slot_id,
                 citizen=citizen,
@@ -120,20 +119,29 @@ def _book_in_transaction(
     now: datetime,
     rescheduled_from: Appointment | None = None,
 ) -> Appointment:
-    """The booking itself; the caller holds a transaction and the citizen's row lock."""
-    slot = _get_slot(slot_id)
+    """The booking itself; the caller holds a transaction and the citizen's row lock.
+
+    Four statements: the slot read with the overlap and anti-hoarding reads folded in, the
+    compare-and-set that also releases the citizen's hold, the appointment and the outbox event.
+    """
+    online = channel in ONLINE_CHANNELS
+    slot = _get_slot_for_booking(slot_id, citizen_id=citizen.pk, now=now, count_active=online)
     # Every channel: a partner-sandbox slot is for synthetic citizens only, and they are booked
     # nowhere else (docs/vendors.md), so a sandbox EMR cannot pull a real person into its sandbox.
     if slot.clinic.is_sandbox != citizen.is_synthetic:
         raise errors.SlotNotFound
-    if channel in ONLINE_CHANNELS:
-        _check_online_rules(slot=slot, citizen=citizen, reason=reason, now=now)
+    if online:
+        _check_online_rules(
+            slot=slot,
+            citizen=citizen,
+            reason=reason,
+            now=now,
+            active_count=slot.booking_active,  # type: ignore[attr-defined]
+        )
     elif reason not in Reason.values:
         raise errors.ReasonNotAccepted
-    overlap = Appointment.objects.filter(
-        citizen=citizen, status__in=OCCUPYING_STATUSES, start__lt=slot.end, end__gt=slot.start
-    ).exists()
-    if overlap:  # also a PostgreSQL exclusion constraint; this gives the friendly message
+    if slot.booking_overlap:  # type: ignore[attr-defined]
+        # Also a PostgreSQL exclusion constraint; this gives the friendly message.
         raise errors.PatientOverlap
     # The token is the retry key only if it is this slot's hold by this citizen (live or not).
     own_token = bool(hold_token) and slot.holder_id == citizen.pk and slot.hold_token == hold_token
@@ -142,26 +150,12 @@ def _book_in_transaction(
         # or the clinic changed or withdrew the slot): never book a time they were not shown.
         raise errors.SlotUnavailable
     # The version in the filter: the rules above were checked on this very version of the slot.
-    changed = (
-        Slot.objects.filter(pk=slot_id, status=Slot.Status.FREE, version=slot.version)
-        .exclude(_live_hold_by_other(citizen.pk, now))
-        .update(
-            status=Slot.Status.BOOKED,
-            holder=None,
-            hold_expires=None,
-            hold_token="",
-            version=F("version") + 1,
-            updated_at=now,
-        )
-    )
-    if changed != 1:
+    if not slot_book_cas(slot_id=slot.pk, version=slot.version, citizen_id=citizen.pk, now=now):
         raise errors.SlotUnavailable
-    # A booking consumes the citizen's hold, whichever slot it was on.
-    Slot.objects.filter(holder=citizen).update(holder=None, hold_expires=None, hold_token="")
     appointment = Appointment.objects.create(
         slot=slot,
         citizen=citizen,
-        clinic_id=slot.clinic_id,
+        clinic=slot.clinic,  # already read with the slot: the answer's serializer needs no query
         start=slot.start,
         end=slot.end,
         reason=reason,
@@ -389,8 +383,7 @@ def appointment_reschedule(
     reason = reason or appointment.reason
     try:
         with transaction.atomic():
-            _lock_timeout()
-            Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+            _lock_citizen(citizen.pk)
             _release_for_move(appointment, by_clinic=False, now=now)
             new = _book_in_transaction(
                 slot_id=new_slot_id,
@@ -453,8 +446,7 @@ def appointment_move_by_clinic(
         raise errors.SlotNotFound  # a clinic moves appointments only within its own agenda
     try:
         with transaction.atomic():
-            _lock_timeout()
-            Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+            _lock_citizen(citizen.pk)
             _release_for_move(appointment, by_clinic=True, now=now)
             new = _book_in_transaction(
                 slot_id=new_slot_id,

@@ -19,7 +19,7 @@ from ._common import (
     _check_online_rules,
     _get_slot,
     _live_hold_by_other,
-    _lock_timeout,
+    _lock_citizen,
 )
 
 
@@ -61,9 +61,8 @@ def slot_hold(
     )
     _check_online_rules(slot=slot, citizen=citizen, reason=None, now=now, check_limit=not replacing)
     with transaction.atomic():
-        _lock_timeout()
         # Serializes one citizen's holds, so that parallel requests cannot leave several live holds.
-        Citizen.objects.select_for_update().filter(pk=citizen.pk).first()
+        _lock_citizen(citizen.pk)
         Slot.objects.filter(holder=citizen).exclude(pk=slot_id).update(
             holder=None, hold_expires=None, hold_token=""
         )
