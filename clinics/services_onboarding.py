@@ -11,7 +11,7 @@ Every decision writes one ``StaffAuditEvent`` (ids only) in the same transaction
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -143,6 +143,17 @@ def registration_request_submit(
     return request
 
 
+# Called inside the approval's transaction with the new clinic (``clinic=, by=, now=``). ``sync``
+# registers the EMR access grant here at start-up (domain apps never import ``sync``): a clinic
+# approved with an EMR product is approved with its grant, all or nothing.
+_approval_hooks: list[Callable[..., None]] = []
+
+
+def clinic_approved_hook_register(hook: Callable[..., None]) -> None:
+    if hook not in _approval_hooks:
+        _approval_hooks.append(hook)
+
+
 def _pending_locked(request_id: int) -> RegistrationRequest:
     request = RegistrationRequest.objects.select_for_update().filter(pk=request_id).first()
     if request is None:
@@ -184,6 +195,8 @@ def registration_approve(*, request_id: int, by: User, now: datetime | None = No
                 defaults={"first_name": entry.first_name, "last_name": entry.last_name},
             )
             PractitionerRole.objects.get_or_create(practitioner=practitioner, clinic=clinic)
+        for hook in _approval_hooks:
+            hook(clinic=clinic, by=by, now=now)
         invitation, token = invitation_create(
             clinic=clinic,
             email=request.admin_email,

@@ -261,6 +261,8 @@ MATRIX: list[Row] = [
     # The clinic's EMR health and agenda conflicts (pages served by sync): any staff role of the clinic.
     GET("/clinique/{clinic_a}/dme/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/dme/conflits/{conflict_a}/", STAFF_OF_A),
+    # Which EMR product may act for the clinic: its administrators and the board (no patient data).
+    GET("/clinique/{clinic_a}/dme/acces/", but(302, guardian=403, admin_a=200, admin_b=404, board=200)),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
@@ -369,6 +371,11 @@ MATRIX: list[Row] = [
         "/clinique/{clinic_a}/dme/conflits/{conflict_a}/",
         but(302, guardian=403, admin_b=404, board=404),
         resolution="keep",
+    ),
+    POST(
+        "/clinique/{clinic_a}/dme/acces/",  # clinic A's product is granted already: nothing changes
+        but(302, guardian=403, admin_b=404),
+        action="grant",
     ),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
