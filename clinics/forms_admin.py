@@ -12,6 +12,8 @@ from citizens.forms import AccessibleFormMixin, DateInput
 
 from .forms import SLOT_LENGTHS, TimeInput, _PractitionerFormMixin
 from .forms_onboarding import phone_normalize
+from .models import Clinic, ClinicMembership, Practitioner
+from .selectors import practitioners_of_clinic
 
 MIN_NOTICE_CHOICES = [
     (0, _("No minimum: up to the start")),
@@ -122,3 +124,52 @@ class SingleSlotForm(_PractitionerFormMixin):
 
     def local_start(self) -> datetime.datetime:
         return datetime.datetime.combine(self.cleaned_data["date"], self.cleaned_data["time"])
+
+
+class StaffInviteForm(AccessibleFormMixin, forms.Form):
+    """The Staff page's invitation: an e-mail address, a role, for a practitioner their doctor."""
+
+    email = forms.EmailField(
+        label=_("E-mail address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+        error_messages={
+            "required": _("Enter the person's e-mail address."),
+            "invalid": _("Enter an e-mail address such as name@clinic.example."),
+        },
+    )
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=[("", "—"), *ClinicMembership.Role.choices],
+        help_text=_(
+            "Administrators manage staff and settings; receptionists run the agenda and the phone; "
+            "practitioners read the agenda."
+        ),
+        error_messages={
+            "required": _("Choose a role."),
+            "invalid_choice": _("Choose a role."),
+        },
+    )
+    practitioner = forms.ModelChoiceField(
+        label=_("Practitioner (for a practitioner’s account)"),
+        queryset=Practitioner.objects.none(),
+        required=False,
+        empty_label="—",
+        error_messages={"invalid_choice": _("Choose a practitioner of this clinic.")},
+    )
+    language = forms.ChoiceField(
+        label=_("Language of the invitation e-mail"),
+        choices=[("fr", "Français"), ("en", "English")],
+        initial="fr",
+        error_messages={"required": _("Choose a language."), "invalid_choice": _("Choose a language.")},
+    )
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["practitioner"].queryset = practitioners_of_clinic(clinic=clinic)  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("practitioner") and data.get("role") != ClinicMembership.Role.PRACTITIONER:
+            self.add_error("practitioner", _("Only a practitioner's account is linked to a practitioner."))
+        return data

@@ -41,7 +41,9 @@ from .forms import (
     StaffCancelForm,
     clinic_cancel_reason_choices,
 )
+from .forms_admin import StaffInviteForm
 from .models import BoardRole, Clinic, ClinicMembership
+from .services_staff import invitations_pending
 
 AGENDA_ROLES = tuple(ClinicMembership.Role.values)
 ADMIN_ROLES = (ClinicMembership.Role.CLINIC_ADMIN,)
@@ -165,7 +167,13 @@ def staff_list(request: HttpRequest, clinic_id: int) -> HttpResponse:
     return render(
         request,
         "clinics/staff_list.html",
-        {"clinic": clinic, "memberships": selectors.membership_list_for_clinic(clinic=clinic)},
+        {
+            "clinic": clinic,
+            "memberships": selectors.membership_list_for_clinic(clinic=clinic),
+            "invitations": list(invitations_pending(clinic=clinic)),
+            "invite_form": StaffInviteForm(clinic=clinic),
+            "now": timezone.now(),
+        },
     )
 
 

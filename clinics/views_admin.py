@@ -4,22 +4,22 @@ Thin callers of ``services_settings`` and of booking's ``slots_publish``, behind
 """
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from booking import services as booking_services
 from booking.errors import ApplicationError
 from citizens.models import User
 
-from . import selectors, selectors_onboarding, services_settings
+from . import selectors, selectors_onboarding, services_settings, services_staff
 from .access import staff_required
-from .forms_admin import ClinicSettingsForm, SingleSlotForm
+from .forms_admin import ClinicSettingsForm, SingleSlotForm, StaffInviteForm
 from .models import ClinicMembership
 from .views import ADMIN_ROLES, _agenda_url, _error_text, _planner_clinic, _user
 
@@ -183,3 +183,75 @@ def board_mfa_reset(request: HttpRequest, membership_id: int) -> HttpResponse:
     if membership is None:
         raise Http404
     return _reset(request, target=membership.user, clinic_id=None, back=reverse("clinics:board_admins"))
+
+
+# --- inviting staff (clinic administrators) -------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def staff_invite(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    """Invite someone by e-mail with a role (the form is also on the Staff page)."""
+    user = _user(request)
+    clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES)
+    form = StaffInviteForm(request.POST if request.method == "POST" else None, clinic=clinic)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            invitation = services_staff.staff_invite(
+                clinic=clinic,
+                by=user,
+                email=data["email"],
+                role=data["role"],
+                language=data["language"],
+                practitioner=data["practitioner"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request,
+                _("Invitation sent to %(email)s; the link works once, for 7 days.")
+                % {"email": invitation.email},
+            )
+            return redirect(reverse("clinics:staff", args=[clinic.pk]))
+    return render(
+        request,
+        "clinics/staff_invite.html",
+        {"clinic": clinic, "form": form},
+        status=422 if form.errors else 200,
+    )
+
+
+@require_POST
+@staff_required
+def staff_invitation_resend(request: HttpRequest, clinic_id: int, invitation_id: int) -> HttpResponse:
+    user = _user(request)
+    clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES)
+    try:
+        invitation = services_staff.staff_invitation_resend(
+            clinic=clinic, by=user, invitation_id=invitation_id
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            _("A new invitation is sent to %(email)s; the previous link no longer works.")
+            % {"email": invitation.email},
+        )
+    return redirect(reverse("clinics:staff", args=[clinic.pk]))
+
+
+@require_POST
+@staff_required
+def staff_invitation_revoke(request: HttpRequest, clinic_id: int, invitation_id: int) -> HttpResponse:
+    user = _user(request)
+    clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES)
+    try:
+        services_staff.staff_invitation_revoke(clinic=clinic, by=user, invitation_id=invitation_id)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("The invitation is withdrawn: its link no longer works."))
+    return redirect(reverse("clinics:staff", args=[clinic.pk]))

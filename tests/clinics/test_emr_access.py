@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from clinics.audit_chain import chain_for_model, chain_verify
 from clinics.models import ClinicMembership, StaffAuditEvent
 from clinics.services_onboarding import PractitionerEntry, registration_approve, registration_request_submit
 from sync import grants
@@ -251,3 +252,14 @@ def test_the_emr_page_links_to_access_for_administrators_only(world, client_as):
 
     assert _url(world.clinic_a) in client_as("admin_a").get(emr_page).content.decode()
     assert _url(world.clinic_a) not in client_as("receptionist_a").get(emr_page).content.decode()
+
+
+def test_staff_decisions_are_links_of_the_staff_audit_chain(world, client_as):
+    """Approving, granting, revoking: each decision's audit row is chained, not just inserted."""
+    _client_of("Vendeur A|ClinIQ")
+    clinic = _approved_clinic(world, "ClinIQ")
+    grants.emr_access_revoke(clinic=clinic, by=world.board_admin)
+
+    assert StaffAuditEvent.objects.filter(action__in=["approve", "grant", "revoke"]).count() == 3
+    report = chain_verify(chain_for_model(StaffAuditEvent))
+    assert report.ok and report.rows_checked == StaffAuditEvent.objects.count()

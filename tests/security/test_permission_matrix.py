@@ -38,6 +38,7 @@ from booking.waitlist.offers import waitlist_offer_next
 from booking.waitlist.services import waitlist_request_create
 from citizens.models import Dependant
 from clinics.models import ClinicMembership, RegistrationRequest
+from clinics.services_staff import staff_invite
 from sync.models import AgendaSnapshot, EmrClient, SyncConflict, WebhookSubscription
 from tests.clinics.conftest import make_account, sign_in
 from tests.conftest import identify_payload
@@ -223,6 +224,9 @@ MATRIX: list[Row] = [
     GET("/clinique/{clinic_a}/agenda/feuille/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/inviter/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/invitations/{invitation_a}/renvoyer/", everyone(405)),
+    GET("/clinique/{clinic_a}/personnel/invitations/{invitation_a}/retirer/", everyone(405)),
     GET("/clinique/{clinic_a}/personnel/{membership_a}/deuxieme-facteur/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/parametres/", STAFF_OF_A),  # also for a clinic with an EMR
     # Slots from the web agenda: refused (403) for a clinic whose EMR publishes its slots, as
@@ -355,6 +359,18 @@ MATRIX: list[Row] = [
     ),
     POST(
         "/clinique/{clinic_a}/personnel/{membership_a}/deuxieme-facteur/",
+        but(302, guardian=403, admin_b=404, board=404),
+    ),
+    POST(
+        "/clinique/{clinic_a}/personnel/inviter/",  # nothing filled in: the form's errors
+        but(302, guardian=403, admin_a=422, admin_b=404, board=404),
+    ),
+    POST(
+        "/clinique/{clinic_a}/personnel/invitations/{invitation_a}/renvoyer/",
+        but(302, guardian=403, admin_b=404, board=404),
+    ),
+    POST(
+        "/clinique/{clinic_a}/personnel/invitations/{invitation_a}/retirer/",
         but(302, guardian=403, admin_b=404, board=404),
     ),
     POST(
@@ -510,6 +526,13 @@ def objects(world, settings, tmp_path) -> Objects:
         "practitioner_a": world.role_a.practitioner_id,
         "role_a": world.role_a.pk,
         "membership_a": ClinicMembership.objects.get(user=world.receptionist_a).pk,
+        "invitation_a": staff_invite(
+            clinic=world.clinic_a,
+            by=world.admin_a,
+            email="invitee@example.org",
+            role="receptionist",
+            language="fr",
+        ).pk,
         "admin_membership_a": world.membership(world.admin_a).pk,
         "slot": slot.pk,
         "appointment": appointment.pk,
