@@ -28,6 +28,9 @@ MIN_NOTICE_CHOICES = [
 ]
 
 
+SPOKEN_LANGUAGES = [("fr", _("French")), ("en", _("English")), ("es", _("Spanish"))]
+
+
 class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
     phone = forms.CharField(
         label=_("Clinic phone number"),
@@ -64,8 +67,23 @@ class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
         required=False,
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, practitioners: list[Practitioner] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Languages spoken, one group of boxes per practitioner of the clinic (citizens search by
+        # their practitioner's language).
+        self.practitioners = practitioners or []
+        for practitioner in self.practitioners:
+            name = f"languages_{practitioner.pk}"
+            self.fields[name] = forms.MultipleChoiceField(
+                label=practitioner.display_name,
+                choices=SPOKEN_LANGUAGES,
+                widget=forms.CheckboxSelectMultiple,
+                error_messages={
+                    "required": _("Tick at least one language."),
+                    "invalid_choice": _("Tick languages from the list."),
+                },
+            )
+            self.initial.setdefault(name, practitioner.language_codes)
         initial_minutes = self.initial.get("min_notice")
         if initial_minutes is not None and initial_minutes not in dict(MIN_NOTICE_CHOICES):
             # A value set elsewhere (the demo, an import) stays choosable.
@@ -74,6 +92,17 @@ class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
 
     def clean_phone(self) -> str:
         return phone_normalize(self.cleaned_data["phone"])
+
+    def language_fields(self) -> list[forms.BoundField]:
+        return [self[f"languages_{p.pk}"] for p in self.practitioners]
+
+    def cleaned_languages(self) -> dict[int, str]:
+        """Each practitioner's languages as ``Practitioner.languages`` stores them ("fr,en")."""
+        order = [code for code, _label in SPOKEN_LANGUAGES]
+        return {
+            p.pk: ",".join(sorted(self.cleaned_data[f"languages_{p.pk}"], key=order.index))
+            for p in self.practitioners
+        }
 
     def cleaned_min_notice(self) -> timedelta:
         return timedelta(minutes=self.cleaned_data["min_notice"])

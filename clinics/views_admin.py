@@ -35,7 +35,11 @@ def clinic_settings(request: HttpRequest, clinic_id: int) -> HttpResponse:
         "cancel_cutoff_hours": clinic.cancel_cutoff_hours,
         "reminder_three_days": clinic.reminder_three_days,
     }
-    form = ClinicSettingsForm(request.POST or None, initial=initial)
+    form = ClinicSettingsForm(
+        request.POST if request.method == "POST" else None,
+        initial=initial,
+        practitioners=list(selectors.practitioners_of_clinic(clinic=clinic)),
+    )
     if request.method == "POST" and form.is_valid():
         changed = services_settings.clinic_settings_update(
             clinic=clinic,
@@ -44,6 +48,7 @@ def clinic_settings(request: HttpRequest, clinic_id: int) -> HttpResponse:
             min_notice=form.cleaned_min_notice(),
             cancel_cutoff_hours=form.cleaned_data["cancel_cutoff_hours"],
             reminder_three_days=form.cleaned_data["reminder_three_days"],
+            practitioner_languages=form.cleaned_languages(),
         )
         if changed:
             messages.success(request, _("Settings saved. They apply to the next bookings and cancellations."))
