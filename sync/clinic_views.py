@@ -166,20 +166,24 @@ def _success_text(conflict: SyncConflict, tz: tzinfo) -> str:
     return _("Appointment kept as it is. Put it back in your EMR at this time.")
 
 
+NO_EMR = "-"  # the product choice "none" (a product name is never a lone hyphen)
+
+
 class ProductChangeForm(forms.Form):
-    product = forms.ChoiceField(label=_lazy("New EMR product"), required=False)
+    product = forms.ChoiceField(label=_lazy("New EMR product"))
     grant = forms.BooleanField(
         label=_lazy("Let this product's API clients act for the clinic now"), required=False, initial=True
     )
 
     def __init__(self, *args: object, clinic: Clinic, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        choices = [("", _("None: the agenda is kept on these pages"))]
+        choices = [(NO_EMR, _("None: the agenda is kept on these pages"))]
         choices += [(name, name) for name in emr_product_names() if name != clinic.emr_product]
         self.fields["product"].choices = choices  # type: ignore[attr-defined]
-        self.fields["product"].error_messages["invalid_choice"] = _lazy(
-            "Choose an EMR product from the list, or none."
-        )
+        for code in ("invalid_choice", "required"):
+            self.fields["product"].error_messages[code] = _lazy(
+                "Choose an EMR product from the list, or none."
+            )
 
 
 def _clinic_for_access(user: User, clinic_id: int) -> Clinic:
@@ -224,7 +228,9 @@ def emr_access(request: HttpRequest, clinic_id: int) -> HttpResponse:
                     grants.emr_product_change(
                         clinic=clinic,
                         by=user,
-                        product=form.cleaned_data["product"],
+                        product=""
+                        if form.cleaned_data["product"] == NO_EMR
+                        else form.cleaned_data["product"],
                         grant=form.cleaned_data["grant"],
                     )
                     messages.success(request, _("The clinic's EMR product is changed."))

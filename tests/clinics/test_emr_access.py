@@ -151,7 +151,7 @@ def test_leaving_the_emr_opens_the_web_agenda_and_choosing_one_makes_it_read_onl
     planner = reverse("clinics:slot_template", args=[clinic.pk])
     assert admin.get(planner).status_code == 403  # the EMR is the master
 
-    admin.post(_url(clinic), {"action": "change", "product": ""})
+    admin.post(_url(clinic), {"action": "change", "product": "-"})
 
     clinic.refresh_from_db()
     assert clinic.emr_product == ""

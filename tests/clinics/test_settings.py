@@ -89,7 +89,7 @@ def test_saving_the_same_values_writes_no_audit_row(world, client_as):
 
     response = client.post(_url(world), _valid(world), follow=True)
 
-    assert "Rien n'a changé." in response.content.decode().replace("&#x27;", "'")
+    assert "Rien n’a changé." in response.content.decode().replace("&#x27;", "'")
     assert StaffAuditEvent.objects.filter(action="update").count() == 1
 
 
