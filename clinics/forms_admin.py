@@ -8,9 +8,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from booking.models import Audience, Modality, Reason
-from citizens.forms import AccessibleFormMixin, DateInput
+from citizens.forms import AccessibleFormMixin
 
-from .forms import SLOT_LENGTHS, TimeInput, _PractitionerFormMixin
+from .forms import SLOT_LENGTHS, _PractitionerFormMixin, date_field, time_field
 from .forms_onboarding import phone_normalize
 from .models import Clinic, ClinicMembership, Practitioner
 from .selectors import practitioners_of_clinic
@@ -111,22 +111,11 @@ class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
 class SingleSlotForm(_PractitionerFormMixin):
     """One slot: practitioner, clinic-local day and time, length, reasons, audience, modality."""
 
-    date = forms.DateField(
-        label=_("Day"),
-        widget=DateInput(),
-        error_messages={
-            "required": _("Enter the day of the slot."),
-            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
-        },
-    )
-    time = forms.TimeField(
-        label=_("Start time"),
+    date = date_field(_("Day"), required=_("Enter the day of the slot."))
+    time = time_field(
+        _("Start time"),
+        required=_("Enter the time the slot starts."),
         help_text=_("Clinic time, for example 08:00."),
-        widget=TimeInput(),
-        error_messages={
-            "required": _("Enter the time the slot starts."),
-            "invalid": _("Enter a time as HH:MM."),
-        },
     )
     minutes = forms.TypedChoiceField(label=_("Slot length"), choices=SLOT_LENGTHS, coerce=int, initial=15)
     reasons = forms.MultipleChoiceField(
