@@ -179,10 +179,8 @@ def staff_list(request: HttpRequest, clinic_id: int) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
-@staff_required
-def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: int) -> HttpResponse:
-    user = _user(request)
+def staff_membership_get(user: User, clinic_id: int, membership_id: int) -> tuple[Clinic, ClinicMembership]:
+    """For a clinic administrator: their clinic and one of its active memberships (else a 404)."""
     clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES)
     membership = (
         ClinicMembership.objects.filter(clinic=clinic, pk=membership_id, is_active=True)
@@ -191,19 +189,44 @@ def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: i
     )
     if membership is None:
         raise Http404
-    if request.method == "POST":
-        try:
-            services.membership_deactivate(by=user, membership=membership)
-        except (PermissionDenied, ValidationError) as exc:
-            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
-        else:
-            messages.success(
-                request,
-                _("%(email)s no longer has access to %(clinic)s.")
-                % {"email": membership.user.email, "clinic": clinic.name},
-            )
-        return redirect(reverse("clinics:staff", args=[clinic.pk]))
-    return render(request, "clinics/membership_deactivate.html", {"clinic": clinic, "membership": membership})
+    return clinic, membership
+
+
+def confirm_page(
+    request: HttpRequest, *, template: str, context: dict[str, Any], act: Callable[[], str], back: str
+) -> HttpResponse:
+    """A staff decision behind a confirmation page: GET shows ``template``; the POST runs ``act``
+    (its success message, or PermissionDenied / ValidationError, shown as an error) and goes
+    ``back``."""
+    if request.method != "POST":
+        return render(request, template, context)
+    try:
+        messages.success(request, act())
+    except (PermissionDenied, ValidationError) as exc:
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    return redirect(back)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: int) -> HttpResponse:
+    user = _user(request)
+    clinic, membership = staff_membership_get(user, clinic_id, membership_id)
+
+    def deactivate() -> str:
+        services.membership_deactivate(by=user, membership=membership)
+        return _("%(email)s no longer has access to %(clinic)s.") % {
+            "email": membership.user.email,
+            "clinic": clinic.name,
+        }
+
+    return confirm_page(
+        request,
+        template="clinics/membership_deactivate.html",
+        context={"clinic": clinic, "membership": membership},
+        act=deactivate,
+        back=reverse("clinics:staff", args=[clinic.pk]),
+    )
 
 
 # --- the web agenda's bulk changes ----------------------------------------------------------------

@@ -4,7 +4,7 @@ Thin callers of ``services_settings`` and of booking's ``slots_publish``, behind
 """
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +21,15 @@ from . import selectors, selectors_onboarding, services_settings, services_staff
 from .access import staff_required
 from .forms_admin import ClinicSettingsForm, SingleSlotForm, StaffInviteForm
 from .models import ClinicMembership
-from .views import ADMIN_ROLES, _agenda_url, _error_text, _planner_clinic, _user
+from .views import (
+    ADMIN_ROLES,
+    _agenda_url,
+    _error_text,
+    _planner_clinic,
+    _user,
+    confirm_page,
+    staff_membership_get,
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -118,40 +126,27 @@ def _reset(request: HttpRequest, *, target: User, clinic_id: int | None, back: s
     clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES) if clinic_id else None
     if not services_settings.mfa_reset_allowed(by=user, target=target, clinic=clinic):
         raise Http404
-    if request.method == "POST":
-        try:
-            services_settings.staff_mfa_reset(by=user, target=target, clinic=clinic)
-        except PermissionDenied as exc:  # the rights changed between the page and the click
-            messages.error(request, str(exc))
-        else:
-            messages.success(
-                request,
-                _(
-                    "The second factor of %(email)s is reset: they enrol a new one at their next "
-                    "sign-in. They are told by e-mail."
-                )
-                % {"email": target.email},
-            )
-        return redirect(back)
-    return render(
+
+    def reset() -> str:
+        services_settings.staff_mfa_reset(by=user, target=target, clinic=clinic)
+        return _(
+            "The second factor of %(email)s is reset: they enrol a new one at their next "
+            "sign-in. They are told by e-mail."
+        ) % {"email": target.email}
+
+    return confirm_page(
         request,
-        "clinics/mfa_reset.html",
-        {"clinic": clinic, "target": target, "back": back},
+        template="clinics/mfa_reset.html",
+        context={"clinic": clinic, "target": target, "back": back},
+        act=reset,
+        back=back,
     )
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
 def membership_mfa_reset(request: HttpRequest, clinic_id: int, membership_id: int) -> HttpResponse:
-    user = _user(request)
-    clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES)
-    membership = (
-        ClinicMembership.objects.filter(clinic=clinic, pk=membership_id, is_active=True)
-        .select_related("user")
-        .first()
-    )
-    if membership is None:
-        raise Http404
+    clinic, membership = staff_membership_get(_user(request), clinic_id, membership_id)
     return _reset(
         request, target=membership.user, clinic_id=clinic.pk, back=reverse("clinics:staff", args=[clinic.pk])
     )
