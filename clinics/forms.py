@@ -24,13 +24,31 @@ class PractitionerChoiceField(forms.ModelChoiceField):
         return obj.display_name
 
 
-class AgendaForm(AccessibleFormMixin, forms.Form):
-    date = forms.DateField(
-        label=_("Date"),
-        required=False,
-        widget=DateInput(),
-        error_messages={"invalid": _("Enter a real date in the format YYYY-MM-DD.")},
+DATE_INVALID = _("Enter a real date in the format YYYY-MM-DD.")
+TIME_INVALID = _("Enter a time as HH:MM.")
+
+
+def date_field(label: Any, *, required: Any = None, help_text: Any = "") -> forms.DateField:
+    """A clinic-local day (a date input): ``required`` is the message when it is left empty, or
+    None for an optional field; a malformed date gets the same message on every page."""
+    messages = {"invalid": DATE_INVALID} | ({"required": required} if required else {})
+    return forms.DateField(
+        label=label, required=bool(required), help_text=help_text, widget=DateInput(), error_messages=messages
     )
+
+
+def time_field(label: Any, *, required: Any, help_text: Any = "") -> forms.TimeField:
+    """A clinic-local time of day (a time input), required, with ``required`` as its message."""
+    return forms.TimeField(
+        label=label,
+        help_text=help_text,
+        widget=TimeInput(),
+        error_messages={"required": required, "invalid": TIME_INVALID},
+    )
+
+
+class AgendaForm(AccessibleFormMixin, forms.Form):
+    date = date_field(_("Date"))
     view = forms.ChoiceField(
         label=_("Show"),
         required=False,
@@ -139,41 +157,20 @@ class SlotTemplateForm(_PractitionerFormMixin):
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": _("Choose at least one day of the week.")},
     )
-    time_from = forms.TimeField(
-        label=_("From"),
+    time_from = time_field(
+        _("From"),
+        required=_("Enter the time of the first slot."),
         help_text=_("Clinic time, for example 08:00."),
-        widget=TimeInput(),
-        error_messages={
-            "required": _("Enter the time of the first slot."),
-            "invalid": _("Enter a time as HH:MM."),
-        },
     )
-    time_to = forms.TimeField(
-        label=_("To"),
+    time_to = time_field(
+        _("To"),
+        required=_("Enter the time the last slot ends."),
         help_text=_("The last slot ends by this time."),
-        widget=TimeInput(),
-        error_messages={
-            "required": _("Enter the time the last slot ends."),
-            "invalid": _("Enter a time as HH:MM."),
-        },
     )
     minutes = forms.TypedChoiceField(label=_("Slot length"), choices=SLOT_LENGTHS, coerce=int, initial=15)
-    date_from = forms.DateField(
-        label=_("First day"),
-        widget=DateInput(),
-        error_messages={
-            "required": _("Enter the first day."),
-            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
-        },
-    )
-    date_to = forms.DateField(
-        label=_("Last day"),
-        help_text=_("At most 12 weeks after the first day."),
-        widget=DateInput(),
-        error_messages={
-            "required": _("Enter the last day."),
-            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
-        },
+    date_from = date_field(_("First day"), required=_("Enter the first day."))
+    date_to = date_field(
+        _("Last day"), required=_("Enter the last day."), help_text=_("At most 12 weeks after the first day.")
     )
     reasons = forms.MultipleChoiceField(
         label=_("Reasons accepted"),
@@ -287,22 +284,8 @@ class BlockPeriodForm(_PractitionerFormMixin):
 
 
 class OfferChangeForm(_PractitionerFormMixin):
-    date_from = forms.DateField(
-        label=_("First day"),
-        widget=DateInput(),
-        error_messages={
-            "required": _("Enter the first day."),
-            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
-        },
-    )
-    date_to = forms.DateField(
-        label=_("Last day"),
-        widget=DateInput(),
-        error_messages={
-            "required": _("Enter the last day."),
-            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
-        },
-    )
+    date_from = date_field(_("First day"), required=_("Enter the first day."))
+    date_to = date_field(_("Last day"), required=_("Enter the last day."))
     audience = forms.ChoiceField(
         label=_("Who may book online"),
         choices=[("", _("Keep as it is")), *Audience.choices],
@@ -370,12 +353,7 @@ class PhoneSlotFilterForm(AccessibleFormMixin, forms.Form):
         empty_label=_("All practitioners"),
         error_messages={"invalid_choice": _("Choose a practitioner of this clinic.")},
     )
-    date = forms.DateField(
-        label=_("Date"),
-        required=False,
-        widget=DateInput(),
-        error_messages={"invalid": _("Enter a real date in the format YYYY-MM-DD.")},
-    )
+    date = date_field(_("Date"))
 
     def __init__(self, *args: object, clinic: Clinic, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -8,10 +8,12 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from booking.models import Audience, Modality, Reason
-from citizens.forms import AccessibleFormMixin, DateInput
+from citizens.forms import AccessibleFormMixin
 
-from .forms import SLOT_LENGTHS, TimeInput, _PractitionerFormMixin
+from .forms import SLOT_LENGTHS, _PractitionerFormMixin, date_field, time_field
 from .forms_onboarding import phone_normalize
+from .models import Clinic, ClinicMembership, Practitioner
+from .selectors import practitioners_of_clinic
 
 MIN_NOTICE_CHOICES = [
     (0, _("No minimum: up to the start")),
@@ -24,6 +26,9 @@ MIN_NOTICE_CHOICES = [
     (1440, _("1 day")),
     (2880, _("2 days")),
 ]
+
+
+SPOKEN_LANGUAGES = [("fr", _("French")), ("en", _("English")), ("es", _("Spanish"))]
 
 
 class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
@@ -62,8 +67,23 @@ class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
         required=False,
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, practitioners: list[Practitioner] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Languages spoken, one group of boxes per practitioner of the clinic (citizens search by
+        # their practitioner's language).
+        self.practitioners = practitioners or []
+        for practitioner in self.practitioners:
+            name = f"languages_{practitioner.pk}"
+            self.fields[name] = forms.MultipleChoiceField(
+                label=practitioner.display_name,
+                choices=SPOKEN_LANGUAGES,
+                widget=forms.CheckboxSelectMultiple,
+                error_messages={
+                    "required": _("Tick at least one language."),
+                    "invalid_choice": _("Tick languages from the list."),
+                },
+            )
+            self.initial.setdefault(name, practitioner.language_codes)
         initial_minutes = self.initial.get("min_notice")
         if initial_minutes is not None and initial_minutes not in dict(MIN_NOTICE_CHOICES):
             # A value set elsewhere (the demo, an import) stays choosable.
@@ -73,6 +93,17 @@ class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
     def clean_phone(self) -> str:
         return phone_normalize(self.cleaned_data["phone"])
 
+    def language_fields(self) -> list[forms.BoundField]:
+        return [self[f"languages_{p.pk}"] for p in self.practitioners]
+
+    def cleaned_languages(self) -> dict[int, str]:
+        """Each practitioner's languages as ``Practitioner.languages`` stores them ("fr,en")."""
+        order = [code for code, _label in SPOKEN_LANGUAGES]
+        return {
+            p.pk: ",".join(sorted(self.cleaned_data[f"languages_{p.pk}"], key=order.index))
+            for p in self.practitioners
+        }
+
     def cleaned_min_notice(self) -> timedelta:
         return timedelta(minutes=self.cleaned_data["min_notice"])
 
@@ -80,22 +111,11 @@ class ClinicSettingsForm(AccessibleFormMixin, forms.Form):
 class SingleSlotForm(_PractitionerFormMixin):
     """One slot: practitioner, clinic-local day and time, length, reasons, audience, modality."""
 
-    date = forms.DateField(
-        label=_("Day"),
-        widget=DateInput(),
-        error_messages={
-            "required": _("Enter the day of the slot."),
-            "invalid": _("Enter a real date in the format YYYY-MM-DD."),
-        },
-    )
-    time = forms.TimeField(
-        label=_("Start time"),
+    date = date_field(_("Day"), required=_("Enter the day of the slot."))
+    time = time_field(
+        _("Start time"),
+        required=_("Enter the time the slot starts."),
         help_text=_("Clinic time, for example 08:00."),
-        widget=TimeInput(),
-        error_messages={
-            "required": _("Enter the time the slot starts."),
-            "invalid": _("Enter a time as HH:MM."),
-        },
     )
     minutes = forms.TypedChoiceField(label=_("Slot length"), choices=SLOT_LENGTHS, coerce=int, initial=15)
     reasons = forms.MultipleChoiceField(
@@ -122,3 +142,52 @@ class SingleSlotForm(_PractitionerFormMixin):
 
     def local_start(self) -> datetime.datetime:
         return datetime.datetime.combine(self.cleaned_data["date"], self.cleaned_data["time"])
+
+
+class StaffInviteForm(AccessibleFormMixin, forms.Form):
+    """The Staff page's invitation: an e-mail address, a role, for a practitioner their doctor."""
+
+    email = forms.EmailField(
+        label=_("E-mail address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+        error_messages={
+            "required": _("Enter the person's e-mail address."),
+            "invalid": _("Enter an e-mail address such as name@clinic.example."),
+        },
+    )
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=[("", "—"), *ClinicMembership.Role.choices],
+        help_text=_(
+            "Administrators manage staff and settings; receptionists run the agenda and the phone; "
+            "practitioners read the agenda."
+        ),
+        error_messages={
+            "required": _("Choose a role."),
+            "invalid_choice": _("Choose a role."),
+        },
+    )
+    practitioner = forms.ModelChoiceField(
+        label=_("Practitioner (for a practitioner’s account)"),
+        queryset=Practitioner.objects.none(),
+        required=False,
+        empty_label="—",
+        error_messages={"invalid_choice": _("Choose a practitioner of this clinic.")},
+    )
+    language = forms.ChoiceField(
+        label=_("Language of the invitation e-mail"),
+        choices=[("fr", "Français"), ("en", "English")],
+        initial="fr",
+        error_messages={"required": _("Choose a language."), "invalid_choice": _("Choose a language.")},
+    )
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["practitioner"].queryset = practitioners_of_clinic(clinic=clinic)  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("practitioner") and data.get("role") != ClinicMembership.Role.PRACTITIONER:
+            self.add_error("practitioner", _("Only a practitioner's account is linked to a practitioner."))
+        return data

@@ -475,6 +475,12 @@ class StaffInvitation(models.Model):
     invited_by = models.ForeignKey(
         "citizens.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # A practitioner's account is linked to their doctor when the invitation names one.
+    practitioner = models.ForeignKey(
+        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Withdrawn by an administrator (or replaced by a new invitation): the link stops working.
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("staff invitation")
@@ -486,6 +492,14 @@ class StaffInvitation(models.Model):
                 condition=models.Q(accepted_at__isnull=True, accepted_by__isnull=True)
                 | models.Q(accepted_at__isnull=False, accepted_by__isnull=False),
                 name="invitation_accepted_by_matches",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role="practitioner") | models.Q(practitioner__isnull=True),
+                name="invitation_practitioner_only_for_role",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accepted_at__isnull=True) | models.Q(revoked_at__isnull=True),
+                name="invitation_not_accepted_and_revoked",
             ),
         ]
 

@@ -11,7 +11,7 @@ Every decision writes one ``StaffAuditEvent`` (ids only) in the same transaction
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from citizens.models import User
 
+from .audit_chain import chain_append, chain_for_model
 from .models import (
     Clinic,
     ClinicMembership,
@@ -61,8 +62,9 @@ def staff_action_audit(
     purpose: str,
     now: datetime,
 ) -> StaffAuditEvent:
-    """One audit row for a staff decision (ids only): who, what, on which record, when, why."""
-    return StaffAuditEvent.objects.create(
+    """One audit row for a staff decision (ids only): who, what, on which record, when, why; linked
+    to the staff hash chain like every other row (``clinics.audit_chain``)."""
+    row = StaffAuditEvent(
         user=by,
         clinic=clinic,
         action=action,
@@ -71,6 +73,8 @@ def staff_action_audit(
         purpose=purpose,
         at=now,
     )
+    chain_append(chain_for_model(StaffAuditEvent), [row])
+    return row
 
 
 def _absolute(path: str) -> str:
@@ -143,6 +147,17 @@ def registration_request_submit(
     return request
 
 
+# Called inside the approval's transaction with the new clinic (``clinic=, by=, now=``). ``sync``
+# registers the EMR access grant here at start-up (domain apps never import ``sync``): a clinic
+# approved with an EMR product is approved with its grant, all or nothing.
+_approval_hooks: list[Callable[..., None]] = []
+
+
+def clinic_approved_hook_register(hook: Callable[..., None]) -> None:
+    if hook not in _approval_hooks:
+        _approval_hooks.append(hook)
+
+
 def _pending_locked(request_id: int) -> RegistrationRequest:
     request = RegistrationRequest.objects.select_for_update().filter(pk=request_id).first()
     if request is None:
@@ -184,6 +199,8 @@ def registration_approve(*, request_id: int, by: User, now: datetime | None = No
                 defaults={"first_name": entry.first_name, "last_name": entry.last_name},
             )
             PractitionerRole.objects.get_or_create(practitioner=practitioner, clinic=clinic)
+        for hook in _approval_hooks:
+            hook(clinic=clinic, by=by, now=now)
         invitation, token = invitation_create(
             clinic=clinic,
             email=request.admin_email,
@@ -262,7 +279,14 @@ def _digest(token: str) -> str:
 
 
 def invitation_create(
-    *, clinic: Clinic, email: str, role: str, language: str, by: User | None, now: datetime
+    *,
+    clinic: Clinic,
+    email: str,
+    role: str,
+    language: str,
+    by: User | None,
+    now: datetime,
+    practitioner: Practitioner | None = None,
 ) -> tuple[StaffInvitation, str]:
     """A new invitation and its token (returned once: only its digest is stored)."""
     token = secrets.token_urlsafe(32)
@@ -270,6 +294,7 @@ def invitation_create(
         clinic=clinic,
         email=email,
         role=role,
+        practitioner=practitioner,
         token_digest=_digest(token),
         language=language,
         created_at=now,
@@ -285,7 +310,11 @@ def invitation_get_valid(*, token: str, now: datetime | None = None) -> StaffInv
     return (
         StaffInvitation.objects.select_related("clinic")
         .filter(
-            token_digest=_digest(token), accepted_at__isnull=True, expires_at__gt=now, clinic__is_active=True
+            token_digest=_digest(token),
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=now,
+            clinic__is_active=True,
         )
         .first()
     )
@@ -306,16 +335,18 @@ def invitation_accept(*, token: str, user: User, now: datetime | None = None) ->
         raise PermissionDenied(_("This invitation was sent to another e-mail address."))
     with transaction.atomic():
         changed = StaffInvitation.objects.filter(
-            pk=invitation.pk, accepted_at__isnull=True, expires_at__gt=now
+            pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
         ).update(accepted_at=now, accepted_by=user)
         if not changed:
             raise ValidationError(_("This invitation link is no longer valid: ask for a new one."))
         membership, created = ClinicMembership.objects.select_for_update().get_or_create(
-            user=user, clinic=invitation.clinic, defaults={"role": invitation.role}
+            user=user,
+            clinic=invitation.clinic,
+            defaults={"role": invitation.role, "practitioner_id": invitation.practitioner_id},
         )
         if not created:
             membership.role = invitation.role
-            membership.practitioner = None
+            membership.practitioner_id = invitation.practitioner_id
             membership.is_active = True
             membership.deactivated_at = None
             membership.save(update_fields=["role", "practitioner", "is_active", "deactivated_at"])

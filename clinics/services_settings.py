@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from citizens.models import User
 
-from .models import BoardRole, Clinic, ClinicMembership
+from .models import BoardRole, Clinic, ClinicMembership, Practitioner
 from .selectors import clinic_ids_for_staff
 from .selectors_onboarding import is_board_admin
 from .services import user_sessions_end
@@ -21,6 +21,7 @@ from .services_onboarding import staff_action_audit, staff_email_send
 
 MAX_MIN_NOTICE = timedelta(days=7)
 MAX_CANCEL_CUTOFF_HOURS = 24
+SPOKEN_LANGUAGE_CODES = ("fr", "en", "es")  # the languages citizens can search by
 
 
 def clinic_settings_update(
@@ -31,6 +32,7 @@ def clinic_settings_update(
     min_notice: timedelta,
     cancel_cutoff_hours: int,
     reminder_three_days: bool,
+    practitioner_languages: dict[int, str] | None = None,
     now: datetime | None = None,
 ) -> list[str]:
     """Change the clinic's booking settings; returns the names of the fields that changed.
@@ -52,21 +54,43 @@ def clinic_settings_update(
         "cancel_cutoff_hours": cancel_cutoff_hours,
         "reminder_three_days": reminder_three_days,
     }
+    languages = practitioner_languages or {}
+    for codes in languages.values():
+        if not codes or any(code not in SPOKEN_LANGUAGE_CODES for code in codes.split(",")):
+            raise ValidationError(_("Tick at least one language."))
     with transaction.atomic():
         current = Clinic.objects.select_for_update().get(pk=clinic.pk)
         changed = [name for name, value in values.items() if getattr(current, name) != value]
-        if not changed:
-            return []
-        Clinic.objects.filter(pk=clinic.pk).update(**{name: values[name] for name in changed})
-        staff_action_audit(
-            by=by,
-            clinic=clinic,
-            action="update",
-            resource_type="Clinic",
-            resource_id=clinic.pk,
-            purpose="settings",
-            now=now,
+        if changed:
+            Clinic.objects.filter(pk=clinic.pk).update(**{name: values[name] for name in changed})
+            staff_action_audit(
+                by=by,
+                clinic=clinic,
+                action="update",
+                resource_type="Clinic",
+                resource_id=clinic.pk,
+                purpose="settings",
+                now=now,
+            )
+        # Only this clinic's practitioners: a form naming another one changes nothing there.
+        practitioners = Practitioner.objects.select_for_update().filter(
+            pk__in=list(languages), roles__clinic=clinic, roles__is_active=True
         )
+        for practitioner in practitioners.order_by("pk"):
+            if practitioner.languages == languages[practitioner.pk]:
+                continue
+            Practitioner.objects.filter(pk=practitioner.pk).update(languages=languages[practitioner.pk])
+            staff_action_audit(
+                by=by,
+                clinic=clinic,
+                action="update",
+                resource_type="Practitioner",
+                resource_id=practitioner.pk,
+                purpose="settings",
+                now=now,
+            )
+            if "languages" not in changed:
+                changed.append("languages")
     clinic.refresh_from_db()
     return changed
 

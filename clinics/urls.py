@@ -30,6 +30,17 @@ urlpatterns = [
     path("<int:clinic_id>/plages/bloquer/", views.period_block, name="period_block"),
     path("<int:clinic_id>/plages/modifier/", views.offer_change, name="offer_change"),
     path("<int:clinic_id>/personnel/", views.staff_list, name="staff"),
+    path("<int:clinic_id>/personnel/inviter/", views_admin.staff_invite, name="staff_invite"),
+    path(
+        "<int:clinic_id>/personnel/invitations/<int:invitation_id>/renvoyer/",
+        views_admin.staff_invitation_resend,
+        name="staff_invitation_resend",
+    ),
+    path(
+        "<int:clinic_id>/personnel/invitations/<int:invitation_id>/retirer/",
+        views_admin.staff_invitation_revoke,
+        name="staff_invitation_revoke",
+    ),
     path(
         "<int:clinic_id>/personnel/<int:membership_id>/desactiver/",
         views.membership_deactivate,

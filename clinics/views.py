@@ -4,7 +4,9 @@ Every page that names a patient writes one audit row per citizen shown (invarian
 answers. Pages work without JavaScript.
 """
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -41,7 +43,9 @@ from .forms import (
     StaffCancelForm,
     clinic_cancel_reason_choices,
 )
+from .forms_admin import StaffInviteForm
 from .models import BoardRole, Clinic, ClinicMembership
+from .services_staff import invitations_pending
 
 AGENDA_ROLES = tuple(ClinicMembership.Role.values)
 ADMIN_ROLES = (ClinicMembership.Role.CLINIC_ADMIN,)
@@ -165,14 +169,18 @@ def staff_list(request: HttpRequest, clinic_id: int) -> HttpResponse:
     return render(
         request,
         "clinics/staff_list.html",
-        {"clinic": clinic, "memberships": selectors.membership_list_for_clinic(clinic=clinic)},
+        {
+            "clinic": clinic,
+            "memberships": selectors.membership_list_for_clinic(clinic=clinic),
+            "invitations": list(invitations_pending(clinic=clinic)),
+            "invite_form": StaffInviteForm(clinic=clinic),
+            "now": timezone.now(),
+        },
     )
 
 
-@require_http_methods(["GET", "POST"])
-@staff_required
-def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: int) -> HttpResponse:
-    user = _user(request)
+def staff_membership_get(user: User, clinic_id: int, membership_id: int) -> tuple[Clinic, ClinicMembership]:
+    """For a clinic administrator: their clinic and one of its active memberships (else a 404)."""
     clinic = selectors.clinic_get_for_staff(user, clinic_id, roles=ADMIN_ROLES)
     membership = (
         ClinicMembership.objects.filter(clinic=clinic, pk=membership_id, is_active=True)
@@ -181,19 +189,44 @@ def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: i
     )
     if membership is None:
         raise Http404
-    if request.method == "POST":
-        try:
-            services.membership_deactivate(by=user, membership=membership)
-        except (PermissionDenied, ValidationError) as exc:
-            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
-        else:
-            messages.success(
-                request,
-                _("%(email)s no longer has access to %(clinic)s.")
-                % {"email": membership.user.email, "clinic": clinic.name},
-            )
-        return redirect(reverse("clinics:staff", args=[clinic.pk]))
-    return render(request, "clinics/membership_deactivate.html", {"clinic": clinic, "membership": membership})
+    return clinic, membership
+
+
+def confirm_page(
+    request: HttpRequest, *, template: str, context: dict[str, Any], act: Callable[[], str], back: str
+) -> HttpResponse:
+    """A staff decision behind a confirmation page: GET shows ``template``; the POST runs ``act``
+    (its success message, or PermissionDenied / ValidationError, shown as an error) and goes
+    ``back``."""
+    if request.method != "POST":
+        return render(request, template, context)
+    try:
+        messages.success(request, act())
+    except (PermissionDenied, ValidationError) as exc:
+        messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+    return redirect(back)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def membership_deactivate(request: HttpRequest, clinic_id: int, membership_id: int) -> HttpResponse:
+    user = _user(request)
+    clinic, membership = staff_membership_get(user, clinic_id, membership_id)
+
+    def deactivate() -> str:
+        services.membership_deactivate(by=user, membership=membership)
+        return _("%(email)s no longer has access to %(clinic)s.") % {
+            "email": membership.user.email,
+            "clinic": clinic.name,
+        }
+
+    return confirm_page(
+        request,
+        template="clinics/membership_deactivate.html",
+        context={"clinic": clinic, "membership": membership},
+        act=deactivate,
+        back=reverse("clinics:staff", args=[clinic.pk]),
+    )
 
 
 # --- the web agenda's bulk changes ----------------------------------------------------------------
@@ -236,177 +269,195 @@ def _agenda_url(clinic: Clinic, day: date, practitioner_id: int) -> str:
     return f"{reverse('clinics:agenda', args=[clinic.pk])}?{query}"
 
 
-@require_http_methods(["GET", "POST"])
-@staff_required
-def slot_template(request: HttpRequest, clinic_id: int) -> HttpResponse:
+def _planner_page(
+    request: HttpRequest,
+    clinic_id: int,
+    *,
+    form_class: Any,
+    template: str,
+    confirm_action: str,
+    confirm: Callable[[User, Clinic, Any, datetime], HttpResponse | None],
+    preview: Callable[[User, Clinic, Any], Any],
+    result_name: str,
+) -> HttpResponse:
+    """The planner pages' one shape: a valid form shows a preview (``preview``: what would change);
+    a POST with ``confirm_action`` changes the agenda (``confirm``: a redirect, or None after adding
+    the reason to the form). A refusal from the booking service is shown above the form, with the
+    preview of the agenda as it is now, and the form's values carried into the next confirmation."""
     user, clinic, refused = _planner_clinic(request, clinic_id)
     if refused is not None:
         return refused
     now = timezone.now()
-    today = now.astimezone(clinic.tz).date()
     data = request.POST if request.method == "POST" else request.GET
-    form = SlotTemplateForm(data or None, clinic=clinic, today=today)
-    plan = None
+    form = form_class(data or None, clinic=clinic, today=now.astimezone(clinic.tz).date())
+    result = None
     if form.is_valid():
-        role = form.role
-        plan = slot_plans.template_plan(role=role, now=now, **form.template_args())
-        if request.method == "POST" and request.POST.get("action") == "publish":
-            expected = form.cleaned_data.get("expected")
-            if plan.refused:
-                form.add_error(
-                    None, _("Some times are refused (see the preview): change the template first.")
-                )
-            elif not plan.new:
-                form.add_error(None, booking_errors.NothingToPublish.message)
-            elif expected is not None and expected != len(plan.new):
-                form.add_error(None, booking_errors.AgendaChanged.message)
+        if request.method == "POST" and request.POST.get("action") == confirm_action:
+            try:
+                done = confirm(user, clinic, form, now)
+            except ApplicationError as exc:
+                form.add_error(None, _error_text(exc))
             else:
-                try:
-                    slots = booking_services.slots_publish(
-                        role=role,
-                        starts_local=[planned.local_start for planned in plan.new],
-                        minutes=form.cleaned_data["minutes"],
-                        reasons=form.cleaned_data["reasons"],
-                        audience=form.cleaned_data["audience"],
-                        modality=form.cleaned_data["modality"],
-                        created_by=user,
-                        now=now,
-                    )
-                except ApplicationError as exc:
-                    form.add_error(None, _error_text(exc))
-                    plan = slot_plans.template_plan(role=role, now=timezone.now(), **form.template_args())
-                else:
-                    messages.success(
-                        request,
-                        ngettext(
-                            "%(count)s slot published for %(name)s.",
-                            "%(count)s slots published for %(name)s.",
-                            len(slots),
-                        )
-                        % {"count": len(slots), "name": role.practitioner.display_name},
-                    )
-                    return redirect(_agenda_url(clinic, plan.new[0].local_start.date(), role.practitioner_id))
+                if done is not None:
+                    return done
+        result = preview(user, clinic, form)
     return render(
         request,
-        "clinics/slot_template.html",
-        {"clinic": clinic, "form": form, "plan": plan, "carried": _carried(data) if plan else []},
+        template,
+        {
+            "clinic": clinic,
+            "form": form,
+            result_name: result,
+            "carried": _carried(data) if result is not None else [],
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def slot_template(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    def plan_now(form: SlotTemplateForm) -> slot_plans.TemplatePlan:
+        return slot_plans.template_plan(role=form.role, now=timezone.now(), **form.template_args())
+
+    def publish(user: User, clinic: Clinic, form: SlotTemplateForm, now: datetime) -> HttpResponse | None:
+        role = form.role
+        plan = slot_plans.template_plan(role=role, now=now, **form.template_args())
+        expected = form.cleaned_data.get("expected")
+        if plan.refused:
+            form.add_error(None, _("Some times are refused (see the preview): change the template first."))
+            return None
+        if not plan.new:
+            form.add_error(None, booking_errors.NothingToPublish.message)
+            return None
+        if expected is not None and expected != len(plan.new):
+            form.add_error(None, booking_errors.AgendaChanged.message)
+            return None
+        slots = booking_services.slots_publish(
+            role=role,
+            starts_local=[planned.local_start for planned in plan.new],
+            minutes=form.cleaned_data["minutes"],
+            reasons=form.cleaned_data["reasons"],
+            audience=form.cleaned_data["audience"],
+            modality=form.cleaned_data["modality"],
+            created_by=user,
+            now=now,
+        )
+        messages.success(
+            request,
+            ngettext(
+                "%(count)s slot published for %(name)s.",
+                "%(count)s slots published for %(name)s.",
+                len(slots),
+            )
+            % {"count": len(slots), "name": role.practitioner.display_name},
+        )
+        return redirect(_agenda_url(clinic, plan.new[0].local_start.date(), role.practitioner_id))
+
+    return _planner_page(
+        request,
+        clinic_id,
+        form_class=SlotTemplateForm,
+        template="clinics/slot_template.html",
+        confirm_action="publish",
+        confirm=publish,
+        preview=lambda user, clinic, form: plan_now(form),
+        result_name="plan",
     )
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
 def period_block(request: HttpRequest, clinic_id: int) -> HttpResponse:
-    user, clinic, refused = _planner_clinic(request, clinic_id)
-    if refused is not None:
-        return refused
-    now = timezone.now()
-    today = now.astimezone(clinic.tz).date()
-    data = request.POST if request.method == "POST" else request.GET
-    form = BlockPeriodForm(data or None, clinic=clinic, today=today)
-    plan = None
-    if form.is_valid():
-        role = form.role
-        start, end = form.cleaned_data["start_utc"], form.cleaned_data["end_utc"]
-        if request.method == "POST" and request.POST.get("action") == "block":
-            free_count, booked_count = (
-                form.cleaned_data.get("expected_free"),
-                form.cleaned_data.get("expected_booked"),
+    def block(user: User, clinic: Clinic, form: BlockPeriodForm, now: datetime) -> HttpResponse:
+        free_count, booked_count = (
+            form.cleaned_data.get("expected_free"),
+            form.cleaned_data.get("expected_booked"),
+        )
+        expected = (free_count, booked_count) if free_count is not None and booked_count is not None else None
+        result = booking_services.period_block(
+            role=form.role,
+            start=form.cleaned_data["start_utc"],
+            end=form.cleaned_data["end_utc"],
+            by=user,
+            note=form.cleaned_data["note"],
+            expected=expected,
+            now=now,
+        )
+        without_email = [a.reference for a in result.cancelled if a.citizen is None or not a.citizen.email]
+        messages.success(
+            request,
+            _(
+                "%(slots)s slots blocked; %(appointments)s appointments cancelled, "
+                "and the patients notified by e-mail."
             )
-            expected = (
-                (free_count, booked_count) if free_count is not None and booked_count is not None else None
+            % {"slots": len(result.blocked_slot_ids), "appointments": len(result.cancelled)},
+        )
+        if without_email:
+            messages.warning(
+                request,
+                _("No e-mail address for these appointments: call the patients. References: %(refs)s")
+                % {"refs": ", ".join(without_email)},
             )
-            try:
-                result = booking_services.period_block(
-                    role=role,
-                    start=start,
-                    end=end,
-                    by=user,
-                    note=form.cleaned_data["note"],
-                    expected=expected,
-                    now=now,
-                )
-            except ApplicationError as exc:
-                form.add_error(None, _error_text(exc))
-            else:
-                without_email = [
-                    a.reference for a in result.cancelled if a.citizen is None or not a.citizen.email
-                ]
-                messages.success(
-                    request,
-                    _(
-                        "%(slots)s slots blocked; %(appointments)s appointments cancelled, "
-                        "and the patients notified by e-mail."
-                    )
-                    % {"slots": len(result.blocked_slot_ids), "appointments": len(result.cancelled)},
-                )
-                if without_email:
-                    messages.warning(
-                        request,
-                        _("No e-mail address for these appointments: call the patients. References: %(refs)s")
-                        % {"refs": ", ".join(without_email)},
-                    )
-                return redirect(_agenda_url(clinic, form.cleaned_data["start"].date(), role.practitioner_id))
-        plan = slot_plans.block_plan(role=role, start=start, end=end, now=timezone.now())
+        return redirect(_agenda_url(clinic, form.cleaned_data["start"].date(), form.role.practitioner_id))
+
+    def preview(user: User, clinic: Clinic, form: BlockPeriodForm) -> slot_plans.BlockPlan:
+        plan = slot_plans.block_plan(
+            role=form.role,
+            start=form.cleaned_data["start_utc"],
+            end=form.cleaned_data["end_utc"],
+            now=timezone.now(),
+        )
         # The preview names the patients whose appointments would be cancelled (invariant 7).
         audit_staff_read(
             user=user, clinic=clinic, purpose="block-period", citizen_ids=[a.citizen_id for a in plan.booked]
         )
-    return render(
+        return plan
+
+    return _planner_page(
         request,
-        "clinics/period_block.html",
-        {"clinic": clinic, "form": form, "plan": plan, "carried": _carried(data) if plan else []},
+        clinic_id,
+        form_class=BlockPeriodForm,
+        template="clinics/period_block.html",
+        confirm_action="block",
+        confirm=block,
+        preview=preview,
+        result_name="plan",
     )
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
 def offer_change(request: HttpRequest, clinic_id: int) -> HttpResponse:
-    user, clinic, refused = _planner_clinic(request, clinic_id)
-    if refused is not None:
-        return refused
-    now = timezone.now()
-    today = now.astimezone(clinic.tz).date()
-    data = request.POST if request.method == "POST" else request.GET
-    form = OfferChangeForm(data or None, clinic=clinic, today=today)
-    targets = None
-    if form.is_valid():
-        role = form.role
+    def offer(form: OfferChangeForm) -> dict[str, Any]:
         start, end = form.period()
-        audience = form.cleaned_data.get("audience") or None
-        reasons = form.cleaned_data.get("reasons") or None
-        if request.method == "POST" and request.POST.get("action") == "apply":
-            try:
-                changed = booking_services.slots_change_offer(
-                    role=role,
-                    start=start,
-                    end=end,
-                    by=user,
-                    audience=audience,
-                    reasons=reasons,
-                    expected_count=form.cleaned_data.get("expected"),
-                    now=now,
-                )
-            except ApplicationError as exc:
-                form.add_error(None, _error_text(exc))
-            else:
-                messages.success(
-                    request,
-                    ngettext("%(count)s free slot changed.", "%(count)s free slots changed.", len(changed))
-                    % {"count": len(changed)},
-                )
-                return redirect(_agenda_url(clinic, form.cleaned_data["date_from"], role.practitioner_id))
-        targets = slot_plans.offer_plan(
-            role=role, start=start, end=end, now=timezone.now(), audience=audience, reasons=reasons
+        return {
+            "role": form.role,
+            "start": start,
+            "end": end,
+            "audience": form.cleaned_data.get("audience") or None,
+            "reasons": form.cleaned_data.get("reasons") or None,
+        }
+
+    def apply(user: User, clinic: Clinic, form: OfferChangeForm, now: datetime) -> HttpResponse:
+        changed = booking_services.slots_change_offer(
+            **offer(form), by=user, expected_count=form.cleaned_data.get("expected"), now=now
         )
-    return render(
+        messages.success(
+            request,
+            ngettext("%(count)s free slot changed.", "%(count)s free slots changed.", len(changed))
+            % {"count": len(changed)},
+        )
+        return redirect(_agenda_url(clinic, form.cleaned_data["date_from"], form.role.practitioner_id))
+
+    return _planner_page(
         request,
-        "clinics/offer_change.html",
-        {
-            "clinic": clinic,
-            "form": form,
-            "targets": targets,
-            "carried": _carried(data) if targets is not None else [],
-        },
+        clinic_id,
+        form_class=OfferChangeForm,
+        template="clinics/offer_change.html",
+        confirm_action="apply",
+        confirm=apply,
+        preview=lambda user, clinic, form: slot_plans.offer_plan(**offer(form), now=timezone.now()),
+        result_name="targets",
     )
 
 

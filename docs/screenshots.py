@@ -2,10 +2,12 @@
 
 Rerun from the repository root (nothing else needed than `make install` and Debian's chromium):
 
-    .venv/bin/python docs/screenshots.py
+    SCREENSHOTS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/<an empty database> \
+        .venv/bin/python docs/screenshots.py
 
-It never touches your databases: it builds a throwaway SQLite demo in a temporary directory
-(`manage.py migrate`, then `manage.py seed_demo --clinics 3 --days 7 --seed 1`), adds one demo
+It touches no database but the one you name: it builds a throwaway demo in that empty PostgreSQL database
+(or in SQLite in a temporary directory, which fails since the privacy-incident register's
+ArrayField) (`manage.py migrate`, then `manage.py seed_demo --clinics 3 --days 7 --seed 1`), adds one demo
 clinic administrator with a TOTP authenticator, signs them in the real way (password, then a TOTP
 code) with Django's test client, starts `manage.py runserver` on a free port, copies the session
 cookie into a Playwright context driving /usr/bin/chromium (never a downloaded browser), and saves
@@ -70,7 +72,9 @@ def main() -> None:
     env.update(
         DJANGO_DEBUG="true",
         DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=f"sqlite:///{workdir / 'demo.sqlite3'}",
+        # An empty PostgreSQL database of your own (SCREENSHOTS_DATABASE_URL), or a throwaway SQLite
+        # file; SQLite cannot build the privacy-incident register's ArrayField, so its migrate fails.
+        DATABASE_URL=os.environ.get("SCREENSHOTS_DATABASE_URL") or f"sqlite:///{workdir / 'demo.sqlite3'}",
         ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
     )
     manage(env, "compilemessages", "--ignore=.venv", "-v", "0")  # the .mo files are not in git
@@ -226,6 +230,8 @@ def take(
             f"{clinic}/agenda/feuille/?date={sheet_day:%Y-%m-%d}&practitioner={practitioner_id}",
         )
         shot("parametres", f"{clinic}/parametres/")
+        shot("personnel", f"{clinic}/personnel/", top="#invitations")
+        shot("acces-dme", f"{clinic}/dme/acces/")
         browser.close()
 
 

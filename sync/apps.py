@@ -15,6 +15,13 @@ class SyncConfig(AppConfig):
 
         emr_product_source_register(emr_product_names)
 
+        # A clinic approved with an EMR product gets its access grant in the approval's transaction.
+        from clinics.services_onboarding import clinic_approved_hook_register
+
+        from .grants import emr_grant_on_approval
+
+        clinic_approved_hook_register(emr_grant_on_approval)
+
         from clinics.audit_chain import Chain, chain_register
 
         from .models import AuditEvent

@@ -12,12 +12,14 @@ from datetime import datetime, tzinfo
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_http_methods, require_safe
 
 from booking.errors import ApplicationError
@@ -27,10 +29,12 @@ from clinics import selectors as clinic_selectors
 from clinics.access import staff_required
 from clinics.audit import audit_staff_read
 from clinics.forms import PhoneSlotFilterForm
-from clinics.models import ClinicMembership
+from clinics.models import Clinic, ClinicMembership
+from clinics.selectors_onboarding import is_board_admin
 
-from . import conflicts
+from . import conflicts, grants
 from .models import SyncConflict
+from .selectors import emr_product_names
 
 RESOLVER_ROLES = (ClinicMembership.Role.CLINIC_ADMIN, ClinicMembership.Role.RECEPTIONIST)
 AUDIT_PURPOSE = "emr-conflicts"
@@ -65,6 +69,7 @@ def emr_overview(request: HttpRequest, clinic_id: int) -> HttpResponse:
         {
             "clinic": clinic,
             "health": conflicts.emr_health_for_clinic(clinic=clinic),
+            "can_manage_access": grants.may_manage_emr_access(user=user, clinic=clinic),
             "open_rows": open_rows,
             "resolved": resolved,
         },
@@ -159,3 +164,96 @@ def _success_text(conflict: SyncConflict, tz: tzinfo) -> str:
     if conflict.resolution == SyncConflict.Resolution.CANCEL:
         return _("Appointment cancelled; the patient is notified by e-mail with a link to book another time.")
     return _("Appointment kept as it is. Put it back in your EMR at this time.")
+
+
+NO_EMR = "-"  # the product choice "none" (a product name is never a lone hyphen)
+
+
+class ProductChangeForm(forms.Form):
+    product = forms.ChoiceField(label=_lazy("New EMR product"))
+    grant = forms.BooleanField(
+        label=_lazy("Let this product's API clients act for the clinic now"), required=False, initial=True
+    )
+
+    def __init__(self, *args: object, clinic: Clinic, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        choices = [(NO_EMR, _("None: the agenda is kept on these pages"))]
+        choices += [(name, name) for name in emr_product_names() if name != clinic.emr_product]
+        self.fields["product"].choices = choices  # type: ignore[attr-defined]
+        for code in ("invalid_choice", "required"):
+            self.fields["product"].error_messages[code] = _lazy(
+                "Choose an EMR product from the list, or none."
+            )
+
+
+def _clinic_for_access(user: User, clinic_id: int) -> Clinic:
+    """The clinic, for its administrators and the board administrators; a 404 for anyone else."""
+    if is_board_admin(user):
+        clinic = Clinic.objects.filter(pk=clinic_id).first()
+        if clinic is None:
+            raise Http404
+        return clinic
+    return clinic_selectors.clinic_get_for_staff(user, clinic_id, roles=[ClinicMembership.Role.CLINIC_ADMIN])
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def emr_access(request: HttpRequest, clinic_id: int) -> HttpResponse:
+    """Which EMR product's clients may act for the clinic: grant, revoke, change product (POSTs).
+
+    No patient data here: the board administrators, who see no clinic's patients, use it too.
+    """
+    user = _user(request)
+    clinic = _clinic_for_access(user, clinic_id)
+    form = ProductChangeForm(clinic=clinic)
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "grant":
+                grants.emr_access_grant(clinic=clinic, by=user)
+                messages.success(
+                    request,
+                    _("The API clients of %(product)s may now act for this clinic.")
+                    % {"product": clinic.emr_product},
+                )
+                return redirect(request.path)
+            if action == "revoke":
+                grants.emr_access_revoke(clinic=clinic, by=user)
+                messages.success(request, _("No EMR client may act for this clinic any more."))
+                return redirect(request.path)
+            if action == "change":
+                form = ProductChangeForm(request.POST, clinic=clinic)
+                if form.is_valid():
+                    grants.emr_product_change(
+                        clinic=clinic,
+                        by=user,
+                        product=""
+                        if form.cleaned_data["product"] == NO_EMR
+                        else form.cleaned_data["product"],
+                        grant=form.cleaned_data["grant"],
+                    )
+                    messages.success(request, _("The clinic's EMR product is changed."))
+                    return redirect(request.path)
+                status = 422
+            else:
+                status = 400
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(request.path)
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+            return redirect(request.path)
+    return render(
+        request,
+        "sync/clinic_emr_access.html",
+        {
+            "clinic": clinic,
+            "grants": grants.emr_grants_active(clinic=clinic),
+            "known_product": bool(grants.emr_products_named(clinic.emr_product)),
+            "form": form,
+            "is_clinic_admin": clinic.pk
+            in clinic_selectors.clinic_ids_for_staff(user, roles=[ClinicMembership.Role.CLINIC_ADMIN]),
+        },
+        status=status,
+    )

@@ -143,6 +143,13 @@ def test_no_fuzzy_entry(messages):
     assert not fuzzy, "fuzzy entries (check the translation, then remove the flag):\n" + "\n".join(fuzzy)
 
 
+def test_french_elisions_use_the_typographic_apostrophe(messages):
+    """One apostrophe throughout the French pages: "l’agenda", never "l'agenda" beside it."""
+    straight = re.compile(r"(?<=[^\W\d_])'(?=\w)")
+    wrong = [_where(e) for e in messages if any(straight.search(s) for s in e.translations)]
+    assert not wrong, "use ’ (U+2019) in French elisions:\n" + "\n".join(wrong)
+
+
 def test_plural_entries_have_both_french_forms(messages):
     wrong = [_where(e) for e in messages if e.msgid_plural is not None and sorted(e.msgstr) != [0, 1]]
     assert not wrong, "plural entries need msgstr[0] and msgstr[1]:\n" + "\n".join(wrong)

@@ -144,7 +144,7 @@ def test_the_whole_reschedule_journey_on_the_pages(client, role, citizen):
     assert reverse("booking:reschedule", args=[old.pk]) in page
     response = client.post(reverse("booking:reschedule", args=[old.pk]), {"action": "start"})
     assert response["Location"] == reverse("booking:search")
-    banner = "reste réservé jusqu'à ce que vous confirmiez"
+    banner = "reste réservé jusqu’à ce que vous confirmiez"
     assert banner in client.get(reverse("booking:search")).content.decode()
     client.post(reverse("booking:hold", args=[target.pk]), {"reason": Reason.FOLLOW_UP})
     token = client.get(reverse("booking:confirm", args=[target.pk])).context["form"].initial["hold_token"]

@@ -293,7 +293,7 @@ def test_a_rejection_needs_a_reason_and_tells_the_requester_in_their_language(
     assert Clinic.objects.count() == 2
     assert StaffAuditEvent.objects.filter(action="reject", resource_id=request.pk).count() == 1
     (message,) = mail.outbox
-    assert "Votre demande d'inscription" in message.subject
+    assert "Votre demande d’inscription" in message.subject
     assert "Adresse introuvable au registre." in message.body
 
 

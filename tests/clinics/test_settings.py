@@ -29,6 +29,14 @@ ACCESS = {
 }
 
 
+def _valid(world, **languages):
+    """VALID, with each practitioner's languages as they are (or as given: ``languages_<pk>``)."""
+    data = dict(VALID)
+    data[f"languages_{world.role_a.practitioner_id}"] = world.role_a.practitioner.language_codes
+    data.update(languages)
+    return data
+
+
 def _url(world):
     return reverse("clinics:settings", args=[world.clinic_a.pk])
 
@@ -38,7 +46,7 @@ def test_only_clinic_a_administrator_opens_or_changes_its_settings(world, client
     client = client_as(persona)
 
     assert client.get(_url(world)).status_code == expected
-    posted = client.post(_url(world), VALID)
+    posted = client.post(_url(world), _valid(world))
 
     world.clinic_a.refresh_from_db()
     if persona == "admin_a":
@@ -53,7 +61,7 @@ def test_only_clinic_a_administrator_opens_or_changes_its_settings(world, client
 def test_the_administrator_saves_the_settings_and_the_change_is_audited(world, client_as):
     client = client_as("admin_a")
 
-    response = client.post(_url(world), VALID, follow=True)
+    response = client.post(_url(world), _valid(world), follow=True)
 
     assert "Paramètres enregistrés." in response.content.decode()
     world.clinic_a.refresh_from_db()
@@ -77,11 +85,11 @@ def test_the_administrator_saves_the_settings_and_the_change_is_audited(world, c
 
 def test_saving_the_same_values_writes_no_audit_row(world, client_as):
     client = client_as("admin_a")
-    client.post(_url(world), VALID)
+    client.post(_url(world), _valid(world))
 
-    response = client.post(_url(world), VALID, follow=True)
+    response = client.post(_url(world), _valid(world), follow=True)
 
-    assert "Rien n'a changé." in response.content.decode().replace("&#x27;", "'")
+    assert "Rien n’a changé." in response.content.decode().replace("&#x27;", "'")
     assert StaffAuditEvent.objects.filter(action="update").count() == 1
 
 
@@ -100,7 +108,7 @@ def test_bad_values_are_refused_with_a_clear_message(world, client_as, field, va
     client = client_as("admin_a")
     client.post(reverse("set_language"), {"language": "en"})
 
-    response = client.post(_url(world), {**VALID, field: value})
+    response = client.post(_url(world), {**_valid(world), field: value})
 
     assert response.status_code == 422
     html = response.content.decode().replace("&#x27;", "'")
@@ -147,3 +155,45 @@ def test_the_home_page_links_the_settings_for_administrators_only(world, client_
 
     assert url in client_as("admin_a").get(reverse("clinics:home")).content.decode()
     assert url not in client_as("receptionist_a").get(reverse("clinics:home")).content.decode()
+
+
+def test_the_administrator_sets_the_languages_each_practitioner_speaks(world, client_as):
+    client = client_as("admin_a")
+    practitioner = world.role_a.practitioner
+    field = f"languages_{practitioner.pk}"
+    assert "Langues parlées" in client.get(_url(world)).content.decode()
+
+    response = client.post(_url(world), _valid(world, **{field: ["es", "fr"]}))
+
+    assert response.status_code == 302
+    practitioner.refresh_from_db()
+    assert practitioner.languages == "fr,es"  # stored in a fixed order, as the search reads it
+    audit = StaffAuditEvent.objects.get(resource_type="Practitioner")
+    assert (audit.user, audit.clinic, audit.resource_id) == (world.admin_a, world.clinic_a, practitioner.pk)
+
+
+def test_no_language_ticked_is_refused_beside_the_practitioner(world, client_as):
+    data = _valid(world)
+    del data[f"languages_{world.role_a.practitioner_id}"]
+
+    response = client_as("admin_a").post(_url(world), data)
+
+    assert response.status_code == 422
+    assert "Cochez au moins une langue." in response.content.decode()
+    world.role_a.practitioner.refresh_from_db()
+    assert world.role_a.practitioner.languages == "fr,en"
+
+
+def test_another_clinics_practitioner_is_not_changed_through_this_clinic(world):
+    other = world.role_b.practitioner
+    clinic_settings_update(
+        clinic=world.clinic_a,
+        by=world.admin_a,
+        phone="514 555-0100",
+        min_notice=timedelta(hours=1),
+        cancel_cutoff_hours=2,
+        reminder_three_days=False,
+        practitioner_languages={other.pk: "es"},
+    )
+    other.refresh_from_db()
+    assert other.languages == "fr,en"

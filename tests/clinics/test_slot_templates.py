@@ -301,5 +301,5 @@ def test_the_page_renders_in_french_by_default_and_in_english_when_asked(world, 
     french = client.get(_url(world), _form(world)).content.decode()
     english = client.get(_url(world), _form(world), HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
-    assert "Plages à partir d'un modèle" in french and "Vendredi saint" in french
+    assert "Plages à partir d’un modèle" in french and "Vendredi saint" in french
     assert "Slots from a template" in english and "Good Friday" in english

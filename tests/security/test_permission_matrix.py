@@ -40,6 +40,7 @@ from booking.waitlist.offers import waitlist_offer_next
 from booking.waitlist.services import waitlist_request_create
 from citizens.models import Dependant
 from clinics.models import BoardRole, ClinicMembership, RegistrationRequest
+from clinics.services_staff import staff_invite
 from sync.models import (
     AgendaSnapshot,
     EmrClient,
@@ -252,6 +253,9 @@ MATRIX: list[Row] = [
     GET("/clinique/{clinic_a}/agenda/feuille/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/personnel/{membership_a}/desactiver/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/inviter/", STAFF_OF_A),
+    GET("/clinique/{clinic_a}/personnel/invitations/{invitation_a}/renvoyer/", everyone(405)),
+    GET("/clinique/{clinic_a}/personnel/invitations/{invitation_a}/retirer/", everyone(405)),
     GET("/clinique/{clinic_a}/personnel/{membership_a}/deuxieme-facteur/", STAFF_OF_A),
     GET("/clinique/{clinic_a}/parametres/", STAFF_OF_A),  # also for a clinic with an EMR
     # Slots from the web agenda: refused (403) for a clinic whose EMR publishes its slots, as
@@ -331,6 +335,8 @@ MATRIX: list[Row] = [
         "/fournisseurs/conseil/versions/{version}/",
         but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
     ),
+    # Which EMR product may act for the clinic: its administrators and the board (no patient data).
+    GET("/clinique/{clinic_a}/dme/acces/", but(302, guardian=403, admin_a=200, admin_b=404, board=200)),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
@@ -441,6 +447,18 @@ MATRIX: list[Row] = [
         but(302, guardian=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
+        "/clinique/{clinic_a}/personnel/inviter/",  # nothing filled in: the form's errors
+        but(302, guardian=403, admin_a=422, admin_b=404, board=404),
+    ),
+    POST(
+        "/clinique/{clinic_a}/personnel/invitations/{invitation_a}/renvoyer/",
+        but(302, guardian=403, admin_b=404, board=404),
+    ),
+    POST(
+        "/clinique/{clinic_a}/personnel/invitations/{invitation_a}/retirer/",
+        but(302, guardian=403, admin_b=404, board=404),
+    ),
+    POST(
         "/clinique/{clinic_a}/personnel/{membership_a}/desactiver/",
         but(302, guardian=403, admin_b=404, board=404, analyst=404),
     ),
@@ -470,6 +488,11 @@ MATRIX: list[Row] = [
         but(302, guardian=403, admin_a=404, admin_b=404, board=302, analyst=404),
         action="revoke",
         note="Checked.",
+    ),
+    POST(
+        "/clinique/{clinic_a}/dme/acces/",  # clinic A's product is granted already: nothing changes
+        but(302, guardian=403, admin_b=404),
+        action="grant",
     ),
     # Last: these end or change the session.
     POST("/i18n/setlang/", everyone(302), language="en"),
@@ -618,6 +641,13 @@ def objects(world, settings, tmp_path) -> Objects:
         "practitioner_a": world.role_a.practitioner_id,
         "role_a": world.role_a.pk,
         "membership_a": ClinicMembership.objects.get(user=world.receptionist_a).pk,
+        "invitation_a": staff_invite(
+            clinic=world.clinic_a,
+            by=world.admin_a,
+            email="invitee@example.org",
+            role="receptionist",
+            language="fr",
+        ).pk,
         "admin_membership_a": world.membership(world.admin_a).pk,
         "slot": slot.pk,
         "appointment": appointment.pk,
