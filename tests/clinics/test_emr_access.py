@@ -2,9 +2,12 @@
 or the board grants, revokes or changes product from the clinic's EMR access page; the old
 product's clients lose the clinic at once; an EMR clinic's agenda is read-only here."""
 
+import io
 import threading
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
@@ -20,7 +23,20 @@ from tests.sync.conftest import EmrPersona, create_client, get_token
 pytestmark = pytest.mark.django_db
 
 
-def _client_of(product: str, *clinics) -> tuple[EmrClient, EmrPersona]:
+def _client_of(product: str, *clinics, certified: bool = True) -> tuple[EmrClient, EmrPersona]:
+    """A production client of ``product``, whose version 1.0 is certified unless said otherwise
+    (only certified product versions are connected to production clinics: docs/vendors.md)."""
+    if certified:
+        call_command(
+            "sync_version_certify",
+            "--product",
+            product,
+            "--product-version",
+            "1.0",
+            "--note",
+            "Test fixture.",
+            stdout=io.StringIO(),
+        )
     client_id, secret = create_client(product, *clinics)
     emr_client = EmrClient.objects.get(application__client_id=client_id)
     return emr_client, EmrPersona(client_id, secret, None, None)
@@ -263,3 +279,13 @@ def test_staff_decisions_are_links_of_the_staff_audit_chain(world, client_as):
     assert StaffAuditEvent.objects.filter(action__in=["approve", "grant", "revoke"]).count() == 3
     report = chain_verify(chain_for_model(StaffAuditEvent))
     assert report.ok and report.rows_checked == StaffAuditEvent.objects.count()
+
+
+def test_a_product_without_a_certified_version_gets_no_grant(world, client):
+    """Approval and the EMR access page connect only certified product versions (docs/vendors.md)."""
+    _client_of("Vendeur U|NonCertifié", certified=False)
+    clinic = _approved_clinic(world, "NonCertifié")
+    assert not EmrClinicGrant.objects.filter(clinic=clinic).exists()
+    with pytest.raises(ValidationError):
+        grants.emr_access_grant(clinic=clinic, by=world.board_admin)
+    assert not EmrClinicGrant.objects.filter(clinic=clinic).exists()

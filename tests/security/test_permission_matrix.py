@@ -336,7 +336,10 @@ MATRIX: list[Row] = [
         but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404),
     ),
     # Which EMR product may act for the clinic: its administrators and the board (no patient data).
-    GET("/clinique/{clinic_a}/dme/acces/", but(302, guardian=403, admin_a=200, admin_b=404, board=200)),
+    GET(
+        "/clinique/{clinic_a}/dme/acces/",
+        but(302, guardian=403, admin_a=200, admin_b=404, board=200, analyst=404),
+    ),
     # POST-only actions: any GET is refused before anything else.
     GET("/clinique/{clinic_a}/telephone/reserver/", everyone(405)),
     GET("/clinique/{clinic_a}/rendez-vous/{appointment}/annuler/", everyone(405)),
@@ -448,15 +451,15 @@ MATRIX: list[Row] = [
     ),
     POST(
         "/clinique/{clinic_a}/personnel/inviter/",  # nothing filled in: the form's errors
-        but(302, guardian=403, admin_a=422, admin_b=404, board=404),
+        but(302, guardian=403, admin_a=422, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/{clinic_a}/personnel/invitations/{invitation_a}/renvoyer/",
-        but(302, guardian=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/{clinic_a}/personnel/invitations/{invitation_a}/retirer/",
-        but(302, guardian=403, admin_b=404, board=404),
+        but(302, guardian=403, admin_b=404, board=404, analyst=404),
     ),
     POST(
         "/clinique/{clinic_a}/personnel/{membership_a}/desactiver/",
@@ -491,7 +494,7 @@ MATRIX: list[Row] = [
     ),
     POST(
         "/clinique/{clinic_a}/dme/acces/",  # clinic A's product is granted already: nothing changes
-        but(302, guardian=403, admin_b=404),
+        but(302, guardian=403, admin_b=404, analyst=404),
         action="grant",
     ),
     # Last: these end or change the session.
