@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import bundle_views, feed_views, patient_views, snapshot_views, views, webhook_views
+from . import bundle_views, feed_views, openapi, patient_views, snapshot_views, views, webhook_views
 from .fhir.search import RESOURCES
 
 app_name = "sync"
@@ -35,6 +35,8 @@ urlpatterns = [
     path("Patient", patient_views.PatientTypeView.as_view(), name="patients"),
     path("Patient/_search", patient_views.PatientSearchView.as_view(), name="patient-search"),
     path("metadata", views.MetadataView.as_view(), name="metadata"),
+    # An OpenAPI description of the REST interactions, for HTTP tooling (sync.openapi).
+    path("openapi.json", openapi.OpenApiView.as_view(), name="openapi"),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"
     ),
@@ -52,4 +54,5 @@ for resource in RESOURCES.values():
             views.INSTANCE_VIEWS.get(resource.name, views.ReadView).as_view(resource=resource),
         ),
     ]
-urlpatterns.append(re_path(r"^.*$", views.UnknownView.as_view()))
+# [\s\S], not ".": a newline in the path (%0A) must land here too, not in the site's non-FHIR 404 page.
+urlpatterns.append(re_path(r"^[\s\S]*$", views.UnknownView.as_view()))

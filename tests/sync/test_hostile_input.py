@@ -74,6 +74,13 @@ def test_odd_search_values_are_a_400_operation_outcome(fhir_a, slot_a, path, par
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("path", ["Appointment/1%0A", "Slot/%C2%8A%0A", "%0A", "Slot%0A/1"])
+def test_a_newline_in_the_path_is_a_fhir_404(fhir_a, slot_a, path):
+    response = fhir_a.get(FHIR + path)  # found by schemathesis: the site's JSON 404 answered before
+    assert response.status_code == 404
+    assert_outcome_or_success(response)
+
+
 def test_a_superscript_digit_in_a_body_reference_is_a_400(fhir_a, persona_a):
     body = slot_body(persona_a, schedule={"reference": "Schedule/²"})
     response = fhir_a.post(f"{FHIR}Slot", json.dumps(body), content_type="application/fhir+json")
