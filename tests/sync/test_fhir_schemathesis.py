@@ -64,3 +64,22 @@ def test_the_fhir_api_answers_fuzzed_requests_without_5xx_and_as_documented(case
             checks.response_schema_conformance,
         ],
     )
+
+
+def test_the_openapi_description_agrees_with_the_capability_statement(client, db):
+    response = client.get(f"{FHIR}openapi.json")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    document = response.json()
+    flows = document["components"]["securitySchemes"]["emrClientCredentials"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == "http://testserver/oauth/token/"
+    assert "system/Slot.write" in flows["clientCredentials"]["scopes"]
+    capability = client.get(f"{FHIR}metadata").json()
+    for resource in capability["rest"][0]["resource"]:
+        operation = document["paths"].get(f"/{resource['type']}", {}).get("get")
+        if operation is None:  # Patient and Subscription: not described yet (docs/sync-api.md)
+            assert resource["type"] in ("Patient", "Subscription")
+            continue
+        described = {p["name"] for p in operation["parameters"]}
+        assert {p["name"] for p in resource.get("searchParam", [])} <= described, resource["type"]
+        assert operation["security"] == [{"emrClientCredentials": [f"system/{resource['type']}.read"]}]
