@@ -33,7 +33,7 @@ def _int_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²" is a digit for isdigit, not for int
         raise FhirError(400, "invalid", f"{name} must be a whole number, not {value!r}.")
     return int(value)
 

@@ -81,7 +81,7 @@ def _generation_param(param: dict[str, Any]) -> int:
             value = param[key]
             if isinstance(value, bool):
                 break
-            if isinstance(value, str) and value.isdigit():
+            if isinstance(value, str) and value.isascii() and value.isdigit():
                 value = int(value)
             if isinstance(value, int) and 1 <= value <= MAX_GENERATION:
                 return value

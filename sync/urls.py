@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from . import (
     bundle_views,
     feed_views,
+    openapi,
     patient_views,
     snapshot_views,
     task_views,
@@ -60,6 +61,8 @@ urlpatterns = [
     re_path(r"^CodeSystem/(?P<pk>[A-Za-z0-9\-.]{1,64})$", terminology_views.TerminologyView.as_view()),
     path("ValueSet", terminology_views.ValueSetView.as_view(), name="valuesets"),
     re_path(r"^ValueSet/(?P<pk>[A-Za-z0-9\-.]{1,64})$", terminology_views.ValueSetView.as_view()),
+    # An OpenAPI description of the REST interactions, for HTTP tooling (sync.openapi).
+    path("openapi.json", openapi.OpenApiView.as_view(), name="openapi"),
     path(
         ".well-known/smart-configuration", views.SmartConfigurationView.as_view(), name="smart-configuration"
     ),
@@ -77,4 +80,5 @@ for resource in RESOURCES.values():
             views.INSTANCE_VIEWS.get(resource.name, views.ReadView).as_view(resource=resource),
         ),
     ]
-urlpatterns.append(re_path(r"^.*$", views.UnknownView.as_view()))
+# [\s\S], not ".": a newline in the path (%0A) must land here too, not in the site's non-FHIR 404 page.
+urlpatterns.append(re_path(r"^[\s\S]*$", views.UnknownView.as_view()))

@@ -1,6 +1,7 @@
 """FHIR JSON in and out: ``application/fhir+json`` first, plain ``application/json`` accepted."""
 
 import json
+import re
 from typing import Any
 
 from rest_framework import exceptions, negotiation, parsers, renderers
@@ -10,6 +11,8 @@ from .errors import FhirError
 FHIR_JSON = "application/fhir+json"
 # The largest resource body we read (a Slot or an Appointment is a few kilobytes).
 MAX_BODY_BYTES = 1024 * 1024
+# An escaped NUL (\u0000) not itself escaped: PostgreSQL refuses NUL in text, so it is a 400 here.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class FhirJSONRenderer(renderers.JSONRenderer):
@@ -42,7 +45,12 @@ class FhirJSONParser(parsers.BaseParser):
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         limit = f"The request body is over {self.max_bytes // (1024 * 1024)} MB."
-        if declared and str(declared).isdigit() and int(declared) > self.max_bytes:
+        if (
+            declared
+            and str(declared).isascii()
+            and str(declared).isdigit()
+            and int(declared) > self.max_bytes
+        ):
             raise FhirError(413, "too-costly", limit)
         raw = stream.read(self.max_bytes + 1)  # bounded even when no length was declared
         if len(raw) > self.max_bytes:
@@ -51,6 +59,8 @@ class FhirJSONParser(parsers.BaseParser):
             data = json.loads(raw)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+        if _NUL_ESCAPE.search(raw):
+            raise exceptions.ParseError("A string of the body contains a NUL character (\\u0000).")
         if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
             raise exceptions.ParseError(
                 "The body must be a FHIR resource: a JSON object with a resourceType."

@@ -72,9 +72,14 @@ def _bad(message: str, code: str = "invalid") -> FhirError:
     return FhirError(400, code, message)
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" or "①", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _ints(value: str) -> list[int]:
     """FHIR ids are strings; ours are numbers, so a non-numeric id simply matches nothing."""
-    return [int(v) for v in value.split(",") if v.strip().isdigit()]
+    return [int(v) for v in value.split(",") if _is_number(v.strip())]
 
 
 def _references(value: str, *types: str) -> list[tuple[str, int]]:
@@ -85,7 +90,7 @@ def _references(value: str, *types: str) -> list[tuple[str, int]]:
         kind = kind.rsplit("/", 1)[-1] or types[0]
         if kind not in types:
             raise _bad(f"A reference to {' or '.join(types)} is expected, not {item!r}.")
-        if pk.isdigit():
+        if _is_number(pk):
             out.append((kind, int(pk)))
     return out
 
@@ -102,7 +107,10 @@ def _date(value: str, allowed: tuple[str, ...] = ("ge", "gt", "le", "lt")) -> tu
             f"Use a prefix ({', '.join(allowed)}) with a date or instant, e.g. ge2026-05-01T08:00:00Z."
         )
     prefix, text = match.groups()
-    day = parse_date(text) if len(text) == 10 else None
+    try:
+        day = parse_date(text) if len(text) == 10 else None
+    except ValueError:  # well formed but not a day of the calendar: 2026-02-30
+        raise _bad(f"{text!r} is not a date of the calendar.") from None
     if day is not None:
         return _DATE_LOOKUP[prefix], dt.datetime.combine(day, dt.time(), tzinfo=LOCAL_TZ)
     try:
@@ -201,7 +209,7 @@ def _practitioner_identifier(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
 
 
 def _clinic_identifier(qs: QuerySet[Any], value: str) -> QuerySet[Any]:
-    items = [i for i in value.split(",") if _token(i)[1].isdigit()]
+    items = [i for i in value.split(",") if _is_number(_token(i)[1])]
     return _identifier_filter(resources.CLINIC_SYSTEM, "pk")(qs, ",".join(items)) if items else qs.none()
 
 
@@ -440,7 +448,7 @@ class SearchPage:
 
 
 def _page_size(value: str) -> int:
-    if not value.isdigit():
+    if not _is_number(value):
         raise _bad("_count must be a whole number.")
     return min(int(value), MAX_COUNT)
 
@@ -472,6 +480,8 @@ def search(resource: ResourceType, clinic_ids: Collection[int], params: list[tup
         qs = qs.exclude(status=resource.deleted_status)
     count, cursor, includes, understood = DEFAULT_COUNT, None, [], []
     for name, value in params:
+        if "\x00" in name or "\x00" in value:  # PostgreSQL refuses NUL in text: a 400, not a 500
+            raise _bad("Search parameters cannot contain a NUL character.")
         if name == "_count":
             count = _page_size(value)
             continue

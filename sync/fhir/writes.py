@@ -98,7 +98,7 @@ def _reference_id(value: Any, resource_type: str, what: str) -> int:
     if not isinstance(reference, str):
         raise bad(f"{what} must be a reference such as {resource_type}/123.")
     kind, _, pk = reference.rpartition("/")
-    if kind.rsplit("/", 1)[-1] != resource_type or not pk.isdigit():
+    if kind.rsplit("/", 1)[-1] != resource_type or not (pk.isascii() and pk.isdigit()):
         raise bad(f"{what} must reference a {resource_type} ({reference!r}).")
     return int(pk)
 

@@ -158,6 +158,7 @@ MATRIX: list[Row] = [
     GET(f"{FHIR}/", FHIR_POST_ONLY),  # transaction / batch Bundles: POST only
     GET(f"{FHIR}/metadata", everyone(200)),
     GET(f"{FHIR}/.well-known/smart-configuration", everyone(200)),
+    GET(f"{FHIR}/openapi.json", everyone(200)),  # public, as the CapabilityStatement
     GET(f"{FHIR}/$feed", FHIR_SEARCH),
     GET(f"{FHIR}/Appointment/_history", FHIR_SEARCH),
     GET(f"{FHIR}/Subscription", FHIR_SEARCH),
