@@ -23,6 +23,10 @@ from .fhir.search import CONTROL_PARAMS, RESOURCES, ResourceType
 SCHEME = "emrClientCredentials"
 
 
+# Our vocabularies (sync.terminology_views): public, read-only, searched by url or _id.
+TERMINOLOGY = ("CodeSystem", "ValueSet")
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -139,7 +143,7 @@ SCHEMAS: dict[str, Any] = {
         },
     },
 }
-for _name in {r.name for r in RESOURCES.values()}:
+for _name in {r.name for r in RESOURCES.values()} | set(TERMINOLOGY) | {"Parameters"}:
     SCHEMAS[_name] = _resource_schema(_name)
 
 ERRORS = {
@@ -295,8 +299,48 @@ def _paths() -> dict[str, Any]:
                 "security": _security(write),
                 "responses": {"200": _one(resource, "Updated."), **ERRORS, **BUSY},
             }
+        if name == "Task":
+            paths["/Task/{id}/$resolve"] = {
+                "post": {
+                    "operationId": "resolveTask",
+                    "summary": "Resolve an agenda conflict: keep, move (with a slot) or cancel.",
+                    "parameters": [_ID],
+                    "requestBody": {"required": True, "content": _content(_ref("Parameters"))},
+                    "security": _security(write),
+                    "responses": {"200": _one(resource, "The resolved Task."), **ERRORS, **BUSY},
+                }
+            }
         paths[f"/{name}"] = type_path
         paths[f"/{name}/{{id}}"] = instance_path
+    for kind in TERMINOLOGY:
+        term_params = [
+            {"name": "url", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "_id", "in": "query", "required": False, "schema": {"type": "string"}},
+        ]
+        paths[f"/{kind}"] = {
+            "get": {
+                "operationId": f"search{kind}",
+                "summary": f"Our {kind} resources (public, no token).",
+                "parameters": term_params,
+                "security": [],
+                "responses": {
+                    "200": {"description": "A searchset Bundle.", "content": _content(_ref("Bundle"))},
+                    **ERRORS,
+                },
+            }
+        }
+        paths[f"/{kind}/{{id}}"] = {
+            "get": {
+                "operationId": f"read{kind}",
+                "summary": f"Read one {kind} (public, no token).",
+                "parameters": [_ID],
+                "security": [],
+                "responses": {
+                    "200": {"description": f"The {kind}.", "content": _content(_ref(kind))},
+                    **ERRORS,
+                },
+            }
+        }
     return paths
 
 
