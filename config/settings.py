@@ -511,6 +511,12 @@ RATE_LIMITS = {
     "hold": env.str("RATE_LIMIT_HOLD", default="20/60"),
     "book": env.str("RATE_LIMIT_BOOK", default="10/60"),
     "cancel": env.str("RATE_LIMIT_CANCEL", default="10/60"),
+    # The same actions per client address, on top of the per-citizen limits above. Generous on
+    # purpose: a hospital, a school or a carrier's NAT puts hundreds of people behind one address,
+    # so these only slow one abusive source down (docs/scaling.md, "Rate limits").
+    "search_ip": env.str("RATE_LIMIT_SEARCH_IP", default="1200/60"),
+    "hold_ip": env.str("RATE_LIMIT_HOLD_IP", default="300/60"),
+    "book_ip": env.str("RATE_LIMIT_BOOK_IP", default="300/60"),
     # Clinic registration requests sent from one address (the public form fills the board's queue).
     "clinic_registration": env.str("RATE_LIMIT_CLINIC_REGISTRATION", default="5/3600"),
 }
