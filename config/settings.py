@@ -542,6 +542,21 @@ MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
 # A page of search results is reused this long (booking.selectors; 0: off). Every reuse checks its
 # slots again, so a booked or held slot never shows; a freed one shows within this many seconds.
 SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=5)
+# The self-hosted challenge under abnormal load (booking.challenge, docs/scaling.md): on when forced,
+# when an operator switches it on (manage.py challenge), or when more than AUTO_THRESHOLD requests
+# of the booking flow arrive in AUTO_WINDOW seconds (0: never automatically), for AUTO_SECONDS. A
+# proof of work of BITS zero bits, or without JavaScript a wait of WAIT seconds; passing it lasts
+# PASS_SECONDS in the session.
+MIDDLEWARE.append("booking.challenge.ChallengeMiddleware")
+CHALLENGE_ENABLED = env.bool("CHALLENGE_ENABLED", default=False)
+CHALLENGE_AUTO_THRESHOLD = env.int("CHALLENGE_AUTO_THRESHOLD", default=0)
+CHALLENGE_AUTO_WINDOW = env.int("CHALLENGE_AUTO_WINDOW", default=10)
+CHALLENGE_AUTO_SECONDS = env.int("CHALLENGE_AUTO_SECONDS", default=600)
+CHALLENGE_BITS = env.int("CHALLENGE_BITS", default=16)
+CHALLENGE_WAIT_SECONDS = env.int("CHALLENGE_WAIT_SECONDS", default=10)
+CHALLENGE_MAX_AGE = env.int("CHALLENGE_MAX_AGE", default=600)
+CHALLENGE_PASS_SECONDS = env.int("CHALLENGE_PASS_SECONDS", default=3600)
+CHALLENGE_FLAG_CACHE_SECONDS = env.float("CHALLENGE_FLAG_CACHE_SECONDS", default=2.0)
 MIDDLEWARE.append("booking.waitingroom.WaitingRoomMiddleware")
 # The virtual waiting room for release peaks (booking.waitingroom, docs/scaling.md): at most CAPACITY
 # active visitors in the booking flow; newcomers queue first come, first served. A visitor's seat
