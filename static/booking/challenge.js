@@ -32,7 +32,7 @@
           return;
         }
       }
-      attempt(nonce + 256);
+      setTimeout(function () { attempt(nonce + 256); }, 0);  // let the page breathe between batches
     });
   }
   attempt(0);
