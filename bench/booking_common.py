@@ -58,6 +58,10 @@ BENCH_ENV = {
     # so that the load measures the service; the limiter still counts every request in Redis.
     "RATE_LIMIT_SEARCH": os.environ.get("BENCH_RATE_LIMIT_SEARCH", "1000/60"),
     "RATE_LIMIT_CANCEL": os.environ.get("BENCH_RATE_LIMIT_CANCEL", "1000/60"),
+    # The whole load comes from one address (loopback): the per-address limits are out of the way.
+    "RATE_LIMIT_SEARCH_IP": os.environ.get("BENCH_RATE_LIMIT_SEARCH_IP", "10000000/60"),
+    "RATE_LIMIT_HOLD_IP": os.environ.get("BENCH_RATE_LIMIT_HOLD_IP", "10000000/60"),
+    "RATE_LIMIT_BOOK_IP": os.environ.get("BENCH_RATE_LIMIT_BOOK_IP", "10000000/60"),
 }
 
 OCCUPYING = ("booked", "arrived", "fulfilled", "noshow")

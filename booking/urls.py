@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import helpdesk_views, views, views_privacy, waitingroom
+from . import challenge, helpdesk_views, views, views_privacy, waitingroom
 from .waitlist import views as waitlist_views
 
 app_name = "booking"
@@ -12,6 +12,7 @@ urlpatterns = [
     path("recherche/", views.search, name="search"),
     # The virtual waiting room's queue page (booking.waitingroom; off unless WAITING_ROOM_ENABLED).
     path("file-attente/", waitingroom.waiting_room, name="waiting_room"),
+    path("verification/", challenge.challenge_view, name="challenge"),
     path("plages/<int:slot_id>/retenir/", views.hold, name="hold"),
     path("plages/<int:slot_id>/confirmer/", views.confirm, name="confirm"),
     path("rendez-vous/", views.mine, name="mine"),

@@ -110,7 +110,7 @@ def search(request: HttpRequest) -> HttpResponse:
         form = SearchForm(request.GET)
         if form.is_valid():
             data = form.cleaned_data
-            ratelimit.hit("search", f"c{citizen.pk}")
+            ratelimit.hit_with_ip("search", f"c{citizen.pk}", request)
             query = selectors.SlotQuery(
                 path=data["path"],
                 reason=data["reason"],
@@ -188,7 +188,7 @@ def hold(request: HttpRequest, slot_id: int) -> HttpResponse:
         reason = ""
     replacing = _rescheduling(request, citizen)
     patient, dependant = _patient(citizen, dependant_id=request.POST.get("patient"), replacing=replacing)
-    ratelimit.hit("hold", f"c{citizen.pk}")
+    ratelimit.hit_with_ip("hold", f"c{citizen.pk}", request)
     try:
         # The hold is the patient's: one hold per person, and the booking checks it is theirs.
         held = services.slot_hold(slot_id=slot_id, citizen=patient, to_reschedule=replacing)
@@ -261,7 +261,7 @@ def confirm(request: HttpRequest, slot_id: int) -> HttpResponse:
     form = ConfirmForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        ratelimit.hit("book", f"c{citizen.pk}")
+        ratelimit.hit_with_ip("book", f"c{citizen.pk}", request)
         try:
             if replacing is not None:
                 appointment = services.appointment_reschedule(

@@ -75,6 +75,14 @@ def hit(name: str, ident: str, *, raise_when_over: bool = True) -> None:
         raise RateLimited(retry_after=retry_after)
 
 
+def hit_with_ip(name: str, ident: str, request: HttpRequest) -> None:
+    """Count one attempt under ``<name>_ip`` for the client's address, then under ``name`` for
+    ``ident`` (the citizen, the account): the address's limit is generous (many people share one
+    address behind a hospital's or a school's NAT) and only slows a single abusive source down."""
+    hit(f"{name}_ip", client_ip(request))
+    hit(name, ident)
+
+
 def undo(name: str, ident: str) -> None:
     """Take back one attempt counted by ``hit`` (a success that should not count)."""
     if not settings.RATE_LIMIT_ENABLED or not ident:

@@ -511,6 +511,12 @@ RATE_LIMITS = {
     "hold": env.str("RATE_LIMIT_HOLD", default="20/60"),
     "book": env.str("RATE_LIMIT_BOOK", default="10/60"),
     "cancel": env.str("RATE_LIMIT_CANCEL", default="10/60"),
+    # The same actions per client address, on top of the per-citizen limits above. Generous on
+    # purpose: a hospital, a school or a carrier's NAT puts hundreds of people behind one address,
+    # so these only slow one abusive source down (docs/scaling.md, "Rate limits").
+    "search_ip": env.str("RATE_LIMIT_SEARCH_IP", default="1200/60"),
+    "hold_ip": env.str("RATE_LIMIT_HOLD_IP", default="300/60"),
+    "book_ip": env.str("RATE_LIMIT_BOOK_IP", default="300/60"),
     # Clinic registration requests sent from one address (the public form fills the board's queue).
     "clinic_registration": env.str("RATE_LIMIT_CLINIC_REGISTRATION", default="5/3600"),
 }
@@ -536,6 +542,21 @@ MIDDLEWARE.append("config.maintenance.MaintenanceMiddleware")
 # A page of search results is reused this long (booking.selectors; 0: off). Every reuse checks its
 # slots again, so a booked or held slot never shows; a freed one shows within this many seconds.
 SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=5)
+# The self-hosted challenge under abnormal load (booking.challenge, docs/scaling.md): on when forced,
+# when an operator switches it on (manage.py challenge), or when more than AUTO_THRESHOLD requests
+# of the booking flow arrive in AUTO_WINDOW seconds (0: never automatically), for AUTO_SECONDS. A
+# proof of work of BITS zero bits, or without JavaScript a wait of WAIT seconds; passing it lasts
+# PASS_SECONDS in the session.
+MIDDLEWARE.append("booking.challenge.ChallengeMiddleware")
+CHALLENGE_ENABLED = env.bool("CHALLENGE_ENABLED", default=False)
+CHALLENGE_AUTO_THRESHOLD = env.int("CHALLENGE_AUTO_THRESHOLD", default=0)
+CHALLENGE_AUTO_WINDOW = env.int("CHALLENGE_AUTO_WINDOW", default=10)
+CHALLENGE_AUTO_SECONDS = env.int("CHALLENGE_AUTO_SECONDS", default=600)
+CHALLENGE_BITS = env.int("CHALLENGE_BITS", default=16)
+CHALLENGE_WAIT_SECONDS = env.int("CHALLENGE_WAIT_SECONDS", default=10)
+CHALLENGE_MAX_AGE = env.int("CHALLENGE_MAX_AGE", default=600)
+CHALLENGE_PASS_SECONDS = env.int("CHALLENGE_PASS_SECONDS", default=3600)
+CHALLENGE_FLAG_CACHE_SECONDS = env.float("CHALLENGE_FLAG_CACHE_SECONDS", default=2.0)
 MIDDLEWARE.append("booking.waitingroom.WaitingRoomMiddleware")
 # The virtual waiting room for release peaks (booking.waitingroom, docs/scaling.md): at most CAPACITY
 # active visitors in the booking flow; newcomers queue first come, first served. A visitor's seat

@@ -25,3 +25,5 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - live-server threads mus
 # Tests run at any hour: waitlist offers are not held back at night, except where a test switches the
 # quiet hours on (tests/booking/test_waitlist.py).
 WAITLIST_QUIET_HOURS = False
+# Each test sets the challenge flag itself; tests/booking/test_challenge.py tests its cache.
+CHALLENGE_FLAG_CACHE_SECONDS = 0

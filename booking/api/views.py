@@ -424,7 +424,7 @@ class SlotSearchApi(APIView):
     )
     def get(self, request: Request) -> Response:
         citizen = _citizen(request)
-        ratelimit.hit("search", f"c{citizen.pk}")
+        ratelimit.hit_with_ip("search", f"c{citizen.pk}", request)
         # An empty parameter (a form's blank select) means "no filter".
         params = {key: value for key, value in request.query_params.dict().items() if value.strip()}
         filters = self.FilterSerializer(data=params)
@@ -508,7 +508,7 @@ class HoldCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         citizen = _citizen(request)
-        ratelimit.hit("hold", f"c{citizen.pk}")
+        ratelimit.hit_with_ip("hold", f"c{citizen.pk}", request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         slot_id = data.validated_data["slot_id"]
@@ -617,7 +617,7 @@ class AppointmentsApi(APIView):
     )
     def post(self, request: Request) -> Response:
         citizen = _citizen(request)
-        ratelimit.hit("book", f"c{citizen.pk}")
+        ratelimit.hit_with_ip("book", f"c{citizen.pk}", request)
         data = self.BookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
@@ -754,7 +754,7 @@ class AppointmentRescheduleApi(APIView):
     )
     def post(self, request: Request, appointment_id: int) -> Response:
         citizen = _citizen(request)
-        ratelimit.hit("book", f"c{citizen.pk}")
+        ratelimit.hit_with_ip("book", f"c{citizen.pk}", request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data

@@ -236,7 +236,7 @@ class WaitlistApi(APIView):
     )
     def post(self, request: Request) -> Response:
         caller = _citizen(request)
-        ratelimit.hit("search", f"c{caller.pk}")
+        ratelimit.hit_with_ip("search", f"c{caller.pk}", request)
         data = self.InputSerializer(data=request.data, context={"caller": caller})
         data.is_valid(raise_exception=True)
         d = data.validated_data
@@ -322,7 +322,7 @@ class WaitlistOfferAcceptApi(APIView):
     )
     def post(self, request: Request) -> Response:
         caller = _citizen(request)
-        ratelimit.hit("book", f"c{caller.pk}")
+        ratelimit.hit_with_ip("book", f"c{caller.pk}", request)
         data = OfferTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         appointment = services.waitlist_offer_accept(token=data.validated_data["token"], caller=caller)

@@ -42,7 +42,7 @@ def waitlist_new(request: HttpRequest) -> HttpResponse:
     form = WaitlistForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        ratelimit.hit("search", f"c{citizen.pk}")
+        ratelimit.hit_with_ip("search", f"c{citizen.pk}", request)
         citizen_update_contact(
             citizen=citizen,
             email=data["email"] or citizen.email,
@@ -107,7 +107,7 @@ def waitlist_offer(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "booking/waitlist/offer_invalid.html", status=404)
     error: errors.ApplicationError | None = None
     if request.method == "POST":
-        ratelimit.hit("book", f"o{offer.pk}")
+        ratelimit.hit_with_ip("book", f"o{offer.pk}", request)
         try:
             if request.POST.get("action") == "decline":
                 services.waitlist_offer_decline(token=token)

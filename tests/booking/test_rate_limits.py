@@ -94,3 +94,59 @@ def test_the_api_answers_429_past_the_limit_with_retry_after(limit, citizen, set
     assert error(second)["code"] == "rate_limited" and error(second)["retry_after"] == retry_after
     other = CitizenFactory(first_name="Marc", last_name="Roy", sex="M")
     assert API[limit](client, other, SlotFactory()).status_code in (200, 201)
+
+
+# --- per address (on top of the per-citizen limits) --------------------------------------------
+
+
+def _page_client(citizen, ip: str) -> Client:
+    client = Client(REMOTE_ADDR=ip)
+    assert client.post(reverse("booking:identify"), identify_payload(citizen)).status_code == 302
+    return client
+
+
+@pytest.mark.parametrize("limit", ["search", "hold", "book"])
+def test_one_address_is_limited_across_citizens_and_another_address_is_not(limit, citizen, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, f"{limit}_ip": "1/3600"}
+    marc = CitizenFactory(first_name="Marc", last_name="Roy", sex="M")
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    assert API[limit](client, citizen, SlotFactory()).status_code in (200, 201)
+    second = API[limit](client, marc, SlotFactory())  # another citizen, the same address
+    assert second.status_code == 429
+    assert error(second)["code"] == "rate_limited" and 0 < int(second["Retry-After"]) <= 3600
+    elsewhere = Client(REMOTE_ADDR="198.51.100.9")
+    assert API[limit](elsewhere, marc, SlotFactory()).status_code in (200, 201)
+
+
+def test_the_pages_count_the_address_too(citizen, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "search_ip": "1/3600"}
+    assert _page_search(_page_client(citizen, "203.0.113.7"), None).status_code == 200
+    marc = CitizenFactory(first_name="Marc", last_name="Roy", sex="M")
+    response = _page_search(_page_client(marc, "203.0.113.7"), None)
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert _page_search(_page_client(marc, "198.51.100.9"), None).status_code == 200
+
+
+def test_an_address_over_its_limit_is_let_in_again_after_the_window(citizen, settings):
+    import time
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "search_ip": "1/1"}
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    time.sleep(1 - time.time() % 1)  # start of a window: the two requests share it
+    assert _api_search(client, citizen, None).status_code == 200
+    over = _api_search(client, citizen, None)
+    assert over.status_code == 429 and over["Retry-After"] == "1"
+    time.sleep(1.05)
+    assert _api_search(client, citizen, None).status_code == 200
+
+
+def test_the_address_limits_are_generous_by_default():
+    """Shared NAT (a hospital, a school): an address allows many times what one citizen may do."""
+    from django.conf import settings as django_settings
+
+    from config.ratelimit import _parse
+
+    for name in ("search", "hold", "book"):
+        per_ip, ip_period = _parse(django_settings.RATE_LIMITS[f"{name}_ip"])
+        per_citizen, period = _parse(django_settings.RATE_LIMITS[name])
+        assert per_ip / ip_period >= 15 * per_citizen / period

@@ -140,3 +140,18 @@ def test_error_states_and_english_pages_pass_axe(browser_server, transactional_d
     assert page.locator("#error-summary").count() == 1
     problems += _axe_serious(page)
     assert problems == []
+
+
+def test_the_challenge_page_is_accessible_and_its_script_solves_it(
+    browser_server, transactional_db, browser_page, settings
+):
+    settings.SECURE_SSL_REDIRECT = False
+    settings.CHALLENGE_ENABLED = True
+    settings.CHALLENGE_BITS = 40  # out of reach: the page stays while axe checks it
+    page = browser_page
+    page.goto(browser_server.url + "/recherche/")
+    page.wait_for_url("**/verification/**")
+    assert _axe_serious(page) == []
+    settings.CHALLENGE_BITS = 6  # the script finds a nonce and submits: on to the search
+    page.reload()
+    page.wait_for_url("**/identification/**")  # the search's own answer to a visitor not identified

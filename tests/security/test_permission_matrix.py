@@ -374,6 +374,9 @@ MATRIX: list[Row] = [
     # The waiting room's queue page: off here (WAITING_ROOM_ENABLED false), it sends everyone on to the
     # search (tests/booking/test_waiting_room.py tests it on).
     GET("/file-attente/", everyone(302)),
+    # The challenge under abnormal load: off here, it sends everyone on (tests/booking/test_challenge.py).
+    GET("/verification/", everyone(302)),
+    POST("/verification/", everyone(302)),
     GET("/rendez-vous/", IDENTIFIED),
     GET("/rendez-vous/retrouver/", everyone(200)),
     GET("/rendez-vous/{appointment}/", but(404, citizen_a=200)),
