@@ -44,14 +44,15 @@ VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
 
 
-def axe_serious(page: Any) -> list[str]:
-    """axe-core's serious and critical violations on the page as shown now, one line each."""
+def axe_serious(page: Any, allowed: frozenset[str] = frozenset()) -> list[str]:
+    """axe-core's serious and critical violations on the page as shown now, one line each, but for
+    the rule ids in ``allowed`` (each use says why)."""
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)
     problems = []
     for violation in results.response.get("violations", []):
-        if violation.get("impact") in ("serious", "critical"):
+        if violation.get("impact") in ("serious", "critical") and violation["id"] not in allowed:
             targets = [n.get("target") for n in violation.get("nodes", [])][:3]
             problems.append(f"{page.url}: {violation['id']} ({violation['impact']}) {targets}")
     return problems
@@ -68,13 +69,13 @@ class Visit:
         self.problems: list[str] = []
         self.count = 0
 
-    def check(self, step: str) -> None:
+    def check(self, step: str, allowed: frozenset[str] = frozenset()) -> None:
         self.page.wait_for_load_state()
         assert self.page.locator("html").get_attribute("lang") == self.language, self.page.url
         self.count += 1
         name = f"{self.language}-{self.size}-{self.count:02d}-{step}.png"
         self.page.screenshot(path=str(self.folder / name), full_page=True)
-        self.problems += axe_serious(self.page)
+        self.problems += axe_serious(self.page, allowed)
 
 
 @contextmanager
@@ -97,3 +98,21 @@ def browser_tab(
             yield Visit(page, test, language, size)
         finally:
             context.close()
+
+
+_SHOTS: dict[str, int] = {}
+
+
+def shot_and_axe(page: Any, test: str) -> list[str]:
+    """For the tests that drive a page themselves: a full-page screenshot of it under
+    var/screenshots/<test>/ (numbered in order, named by the page's path), then axe_serious."""
+    from urllib.parse import urlsplit
+
+    page.wait_for_load_state()
+    folder = SCREENSHOTS / test
+    folder.mkdir(parents=True, exist_ok=True)
+    _SHOTS[test] = _SHOTS.get(test, 0) + 1
+    language = page.locator("html").get_attribute("lang")
+    slug = urlsplit(page.url).path.strip("/").replace("/", "_") or "home"
+    page.screenshot(path=str(folder / f"{language}-{_SHOTS[test]:02d}-{slug}.png"), full_page=True)
+    return axe_serious(page)
