@@ -303,6 +303,8 @@ def waiting_room(request: HttpRequest) -> HttpResponse:
         "minutes": max(1, round(admission.wait_seconds / 60)),
         "refresh": settings.WAITING_ROOM_REFRESH_SECONDS,
         "next": target,
+        # WCAG 2.2.1: the visitor may turn the automatic reload off (they then check by hand).
+        "manual": request.GET.get("manual") == "1",
     }
     response = render(request, "booking/waiting_room.html", context)
     response["Cache-Control"] = "no-store"

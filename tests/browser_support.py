@@ -4,6 +4,7 @@ browser of its own). The live-server fixtures that go with it are in tests/conft
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,3 +37,82 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# The two sizes every journey runs at: a phone held upright and an ordinary laptop screen.
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
+
+
+def axe_serious(page: Any, allowed: frozenset[str] = frozenset()) -> list[str]:
+    """axe-core's serious and critical violations on the page as shown now, one line each, but for
+    the rule ids in ``allowed`` (each use says why)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    problems = []
+    for violation in results.response.get("violations", []):
+        if violation.get("impact") in ("serious", "critical") and violation["id"] not in allowed:
+            targets = [n.get("target") for n in violation.get("nodes", [])][:3]
+            problems.append(f"{page.url}: {violation['id']} ({violation['impact']}) {targets}")
+    return problems
+
+
+class Visit:
+    """One browser tab of a test: each ``check`` runs axe on the page and writes a full-page
+    screenshot to var/screenshots/<test>/<lang>-<size>-<nn>-<step>.png for review."""
+
+    def __init__(self, page: Any, test: str, language: str, size: str) -> None:
+        self.page, self.language, self.size = page, language, size
+        self.folder = SCREENSHOTS / test
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.problems: list[str] = []
+        self.count = 0
+
+    def check(self, step: str, allowed: frozenset[str] = frozenset()) -> None:
+        self.page.wait_for_load_state()
+        assert self.page.locator("html").get_attribute("lang") == self.language, self.page.url
+        self.count += 1
+        name = f"{self.language}-{self.size}-{self.count:02d}-{step}.png"
+        self.page.screenshot(path=str(self.folder / name), full_page=True)
+        self.problems += axe_serious(self.page, allowed)
+
+
+@contextmanager
+def browser_tab(
+    base_url: str, test: str, language: str, size: str, *, session: str | None = None
+) -> Iterator[Visit]:
+    """A fresh Chromium context at ``size`` in ``language`` (its cookie set, as the language switch
+    does), signed in with ``session`` (a session cookie's value) when given."""
+    from django.conf import settings
+
+    with chromium() as browser:
+        context = browser.new_context(locale=f"{language}-CA", viewport=VIEWPORTS[size])
+        cookies = [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base_url}]
+        if session:
+            cookies.append({"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base_url})
+        context.add_cookies(cookies)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        try:
+            yield Visit(page, test, language, size)
+        finally:
+            context.close()
+
+
+_SHOTS: dict[str, int] = {}
+
+
+def shot_and_axe(page: Any, test: str) -> list[str]:
+    """For the tests that drive a page themselves: a full-page screenshot of it under
+    var/screenshots/<test>/ (numbered in order, named by the page's path), then axe_serious."""
+    from urllib.parse import urlsplit
+
+    page.wait_for_load_state()
+    folder = SCREENSHOTS / test
+    folder.mkdir(parents=True, exist_ok=True)
+    _SHOTS[test] = _SHOTS.get(test, 0) + 1
+    language = page.locator("html").get_attribute("lang")
+    slug = urlsplit(page.url).path.strip("/").replace("/", "_") or "home"
+    page.screenshot(path=str(folder / f"{language}-{_SHOTS[test]:02d}-{slug}.png"), full_page=True)
+    return axe_serious(page)

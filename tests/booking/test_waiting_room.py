@@ -197,3 +197,18 @@ def test_the_api_answers_503_with_retry_after_and_the_position(room):
 def test_an_api_call_without_a_valid_citizen_token_is_left_to_the_view(room):
     room.WAITING_ROOM_CAPACITY = 0
     assert Client().get("/api/v1/slots").status_code == 401
+
+
+def test_the_visitor_may_turn_the_automatic_reload_off_and_on_again(room):
+    # WCAG 2.2.1 (timing adjustable): the reload that keeps the place can be turned off.
+    _full_room(room)
+    visitor = Client(HTTP_ACCEPT_LANGUAGE="en")
+    queue = reverse("booking:waiting_room")
+    html = visitor.get(queue + "?next=/recherche/").content.decode()
+    assert '<meta http-equiv="refresh"' in html
+    assert 'href="?manual=1&amp;next=/recherche/"' in html
+    manual = visitor.get(queue + "?manual=1&next=/recherche/").content.decode()
+    assert 'http-equiv="refresh"' not in manual
+    assert "Automatic checking is off" in manual
+    assert '<input type="hidden" name="manual" value="1">' in manual
+    assert 'href="?next=/recherche/"' in manual

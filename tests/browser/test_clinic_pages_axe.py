@@ -8,11 +8,9 @@ from django.test import Client
 
 from clinics.models import ClinicMembership
 from clinics.services_staff import staff_invite
-from tests.browser_support import chromium, requires_chromium
+from tests.browser_support import chromium, requires_chromium, shot_and_axe
 from tests.clinics.conftest import make_staff, sign_in
 from tests.factories import ClinicFactory, RoleFactory
-
-from .test_journey_browser import _axe_serious
 
 pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
 
@@ -41,12 +39,12 @@ def test_staff_emr_access_and_settings_pages_pass_axe(browser_server, transactio
             page.goto(f"{base}/clinique/{clinic.pk}/{path}")
             assert page.locator("html").get_attribute("lang") == language
             assert "Clinique Axe" in page.content(), path
-            problems += _axe_serious(page)
+            problems += shot_and_axe(page, "clinic_staff_pages")
         # The invitation form's errors: the summary and each field's message.
         page.goto(f"{base}/clinique/{clinic.pk}/personnel/inviter/")
         page.locator("main form button[type=submit]").click()
         page.wait_for_load_state()
         assert page.locator("#error-summary").count() == 1
-        problems += _axe_serious(page)
+        problems += shot_and_axe(page, "clinic_staff_pages")
         context.close()
     assert not problems, "\n".join(problems)

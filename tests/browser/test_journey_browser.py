@@ -4,7 +4,7 @@ checks every page for serious or critical accessibility violations."""
 import pytest
 
 from booking.models import Appointment, Slot
-from tests.browser_support import chromium, requires_chromium
+from tests.browser_support import chromium, requires_chromium, shot_and_axe
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 
 pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
@@ -23,15 +23,7 @@ def browser_page():
 
 
 def _axe_serious(page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    problems = []
-    for violation in results.response.get("violations", []):
-        if violation.get("impact") in ("serious", "critical"):
-            targets = [n.get("target") for n in violation.get("nodes", [])][:3]
-            problems.append(f"{page.url}: {violation['id']} ({violation['impact']}) {targets}")
-    return problems
+    return shot_and_axe(page, "journey_fr_and_errors")
 
 
 def test_a_citizen_books_a_slot_in_french_in_a_real_browser(
@@ -79,17 +71,8 @@ def test_a_citizen_books_a_slot_in_french_in_a_real_browser(
     assert appointment.reference in page.content()
     assert appointment.citizen_id == citizen.pk
     assert Slot.objects.get(pk=slot.pk).status == Slot.Status.BOOKED
-    page.screenshot(path=str(_artifacts() / "booked-fr.png"), full_page=True)
 
     assert problems == []
-
-
-def _artifacts():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def test_error_states_and_english_pages_pass_axe(browser_server, transactional_db, browser_page, settings):

@@ -8,10 +8,10 @@ from citizens.models import User
 from clinics.models import BoardRole
 from sync import vendors
 from sync.models import EmrVendor
-from tests.browser_support import requires_chromium
+from tests.browser_support import requires_chromium, shot_and_axe
 from tests.clinics.conftest import PASSWORD, make_account
 
-from .test_journey_browser import _axe_serious, browser_page
+from .test_journey_browser import browser_page
 
 __all__ = ["browser_page"]
 
@@ -33,21 +33,21 @@ def test_the_vendor_portal_passes_axe_from_request_to_secret(
     page.fill("#id_company", "")
     page.locator("main form button[type=submit]").click()  # the error summary
     assert page.locator("#error-summary").count() == 1
-    problems += _axe_serious(page)
+    problems += shot_and_axe(page, "vendor_portal")
 
     page.fill("#id_company", "Logiciels Boréal inc.")
     page.fill("#id_product_name", "BorealDME")
     page.locator("main form button[type=submit]").click()
     page.wait_for_url("**/fournisseurs/")
     assert "attend l’examen du conseil" in page.content()
-    problems += _axe_serious(page)
+    problems += shot_and_axe(page, "vendor_portal")
 
     board = make_account()
     BoardRole.objects.create(user=board, role=BoardRole.Role.BOARD_ADMIN)
     vendors.vendor_approve(vendor_id=EmrVendor.objects.get(user=user).pk, by=User.objects.get(pk=board.pk))
     page.goto(browser_server.url + "/fournisseurs/")
-    problems += _axe_serious(page)
+    problems += shot_and_axe(page, "vendor_portal")
     page.locator("form[action='/fournisseurs/identifiants/'] button").click()
     assert "affiché cette seule fois" in page.content()
-    problems += _axe_serious(page)
+    problems += shot_and_axe(page, "vendor_portal")
     assert problems == []
