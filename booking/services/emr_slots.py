@@ -227,6 +227,18 @@ _UPDATE_SLOTS = """
 """
 
 
+# The practitioner's live slots that overlap one of the new times (the slot itself among them when
+# it moves only a little): the exclusion constraint's GiST index finds each, where reading every
+# slot between the first and the last new time would load the whole agenda for a few moves.
+_OVERLAPPING = """
+    SELECT DISTINCT s.id, s.start, s."end"
+    FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS u(start, finish)
+    JOIN booking_slot AS s ON s.practitioner_id = %s AND s.status <> 'cancelled'
+        AND tstzrange(s.start, s."end") && tstzrange(u.start, u.finish)
+    ORDER BY s.start
+"""
+
+
 def emr_slots_update(
     *, role: PractitionerRole, moves: list[EmrSlotMove], now: datetime | None = None
 ) -> tuple[list[int], list[EmrSlotMove]]:
@@ -263,16 +275,12 @@ def emr_slots_update(
         with transaction.atomic():
             _lock_timeout()
             Practitioner.objects.select_for_update().filter(pk=role.practitioner_id).first()
-            existing = list(
-                Slot.objects.filter(
-                    practitioner_id=role.practitioner_id,
-                    start__lt=max(m.spec.end for m in ordered),
-                    end__gt=ordered[0].spec.start,
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _OVERLAPPING,
+                    [[m.spec.start for m in ordered], [m.spec.end for m in ordered], role.practitioner_id],
                 )
-                .exclude(status=Slot.Status.CANCELLED)
-                .order_by("start")
-                .values_list("pk", "start", "end")
-            )
+                existing = cursor.fetchall()
             batch, left = _movable(ordered, existing)
             if not batch:
                 return [], left
