@@ -64,11 +64,17 @@ class SnapshotInput:
             "start": self.window_start.isoformat(),
             "end": self.window_end.isoformat(),
             "entries": sorted(
-                ({k: v for k, v in e.items() if k != "index"} for e in self.entries),
+                (_without_index(e) for e in self.entries),
                 key=lambda e: e["identifier"],
             ),
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _without_index(entry: dict[str, Any]) -> dict[str, Any]:
+    content = dict(entry)
+    del content["index"]
+    return content
 
 
 def _instant_param(param: dict[str, Any], name: str) -> dt.datetime:
