@@ -105,7 +105,7 @@ def test_the_api_checks_the_request_as_the_web_form_does(api, citizen):
     past = create(api, citizen, date_from=(today - timedelta(days=1)).isoformat())
     assert past.status_code == 400
     assert error(past)["fields"]["date_from"] == [
-        "Cette date est passée. Choisissez aujourd'hui ou une date à venir."
+        "Cette date est passée. Choisissez aujourd’hui ou une date à venir."
     ]
     backwards = create(
         api, citizen, date_to=(today - timedelta(days=1)).isoformat(), date_from=today.isoformat()

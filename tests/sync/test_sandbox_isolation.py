@@ -68,7 +68,13 @@ def _open_sandbox(company: str, product: str) -> Sandbox:
         vendor=vendor,
         persona=persona,
         fhir=fhir,
-        slot=SlotFactory(role=role, external_id="SB-1"),
+        # A fixed time, clear of what the tests publish (days 3 to 5): the factory's default start
+        # moves with every slot created before in the run, and once fell on a conformance test's slot.
+        slot=SlotFactory(
+            role=role,
+            external_id="SB-1",
+            start=(timezone.now() + timedelta(days=6)).replace(hour=15, minute=0, second=0, microsecond=0),
+        ),
         synthetic=vendor.synthetic_citizens.order_by("pk").first(),
     )
 
