@@ -101,5 +101,8 @@ def snapshots_sweep() -> int:
 def sandbox_streams() -> int:
     """Beat, every 5 minutes: one step of every partner sandbox's simulated citizens (a booking,
     and a cancellation once they hold a few; sync.sandbox_stream). Returns the changes made."""
+    from .sandbox_requests import sandbox_requests_prune
+
+    sandbox_requests_prune()  # the conformance kit's record of sandbox requests, past its days
     step = sandbox_stream.sandbox_streams()
     return step.booked + step.cancelled
