@@ -258,6 +258,17 @@ def _feed_no_gaps(ctx: Context) -> list[str]:
     ]
 
 
+def _webhook_signature(ctx: Context) -> list[str]:
+    """The platform's mis-signed probe (``webhooks.webhook_signature_probe``) answered with an HTTP
+    refusal (4xx/5xx), and a real, well-signed delivery answered 2xx."""
+    rows = _requests(ctx)
+    refused = next((r for r in rows if r.interaction == "webhook-probe" and r.status >= 400), None)
+    accepted = next((r for r in rows if r.interaction == "webhook" and 200 <= r.status < 300), None)
+    if refused is None or accepted is None:
+        return []
+    return [_line(refused) + " (mis-signed probe)", _line(accepted)]
+
+
 def _operation_outcomes(ctx: Context) -> list[str]:
     """4xx answers of at least OUTCOME_CODES_NEEDED distinct issue codes received, and never the same
     refused request sent more than MAX_BLIND_RETRIES times in a row."""
@@ -299,7 +310,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "feed-no-gaps", _("Follow the feed without gaps, and resynchronize after 410"), True, _feed_no_gaps
     ),
-    Scenario("webhook-signature", _("Verify webhook signatures (refuse a bad one)"), True, None),
+    Scenario(
+        "webhook-signature", _("Verify webhook signatures (refuse a bad one)"), True, _webhook_signature
+    ),
     Scenario("operation-outcomes", _("Handle each OperationOutcome"), True, _operation_outcomes),
 )
 
