@@ -125,6 +125,7 @@ def _named(entry: Entry, exc: FhirError, *, suffix: str = "") -> FhirError:
 
 class BundleView(FhirView):
     resource = RESOURCES["Slot"]  # the scope: system/Slot.write
+    interaction = "batch"
 
     def post(self, request: Request) -> Response:
         body = self.body()

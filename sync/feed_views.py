@@ -80,6 +80,8 @@ class FeedBundleView(FhirView):
 
     resource = RESOURCES["Appointment"]
     include_slots = False
+    interaction = "feed"
+    feed_cursors: tuple[int | None, int | None, int | None] | None = None  # for sandbox_request_record
 
     def page_response(self, page: feed.FeedPage, *, next_url: str, self_url: str) -> Response:
         built = history_bundle(
@@ -128,6 +130,7 @@ class FeedBundleView(FhirView):
         query = self.request.META.get("QUERY_STRING", "")
         self_url = f"{url}?{query}" if query else url
         next_url = f"{url}?{urlencode({'cursor': page.next_cursor, '_count': count})}"
+        self.feed_cursors = (cursor, page.next_cursor, len(page.events))
         return self.page_response(page, next_url=next_url, self_url=self_url)
 
 
@@ -149,6 +152,7 @@ class FeedView(FeedBundleView):
             head = feed.feed_head()
             base = fhir_base_url(request)
             page = feed.FeedPage(events=[], next_cursor=head, full=False)
+            self.feed_cursors = (None, head, 0)
             next_url = f"{base}$feed?{urlencode({'cursor': head, '_count': count})}"
             return self.page_response(page, next_url=next_url, self_url=f"{base}$feed")
         return self.run(endpoint="$feed", cursor=cursor, since=None, count=count)

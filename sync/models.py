@@ -461,3 +461,36 @@ class EmrVendor(models.Model):
 
     def __str__(self) -> str:
         return f"EMR vendor #{self.pk} ({self.status})"
+
+
+class SandboxRequest(models.Model):
+    """One FHIR API request of a sandbox client, for the conformance kit (``sync.conformance``).
+
+    Written by ``FhirView.finalize_response`` for sandbox clients only (one insert per request,
+    nothing for production clients), pruned after ``SYNC_SANDBOX_REQUEST_DAYS``. What was asked and
+    answered, never a body nor a person's data: ``identifier`` is the EMR's own identifier of the
+    slot or booking (conditional update, ``Appointment.identifier``), ``resource_id`` our id.
+    """
+
+    emr_client = models.ForeignKey(EmrClient, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField()
+    method = models.CharField(max_length=8)
+    resource_type = models.CharField(max_length=40, blank=True)
+    interaction = models.CharField(max_length=20)
+    status = models.PositiveSmallIntegerField()
+    outcome_code = models.CharField(max_length=40, blank=True)
+    if_match = models.BooleanField(default=False)
+    if_none_exist = models.BooleanField(default=False)
+    identifier = models.CharField(max_length=100, blank=True)
+    resource_id = models.BigIntegerField(null=True, blank=True)
+    # The change feed: the cursor asked for, the next one answered, the entries returned.
+    cursor = models.BigIntegerField(null=True, blank=True)
+    next_cursor = models.BigIntegerField(null=True, blank=True)
+    entries = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "sandbox request"
+        indexes = [models.Index(fields=["emr_client", "at"], name="sandbox_request_client_at")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.resource_type} {self.status}"

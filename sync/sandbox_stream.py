@@ -33,8 +33,14 @@ class StreamStep:
 
 
 def sandbox_stream_step(
-    *, vendor: EmrVendor, now: dt.datetime | None = None, rng: random.Random | None = None
+    *,
+    vendor: EmrVendor,
+    now: dt.datetime | None = None,
+    rng: random.Random | None = None,
+    slot_id: int | None = None,
 ) -> StreamStep:
+    """One step; ``slot_id`` books that sandbox slot on demand (the conformance kit's 409 scenario:
+    a citizen takes on the portal a slot the vendor just published)."""
     now = now or timezone.now()
     rng = rng or random.Random()
     clinic_ids = list(vendor.sandbox_clinics.values_list("pk", flat=True))
@@ -47,6 +53,7 @@ def sandbox_stream_step(
             clinic_id__in=clinic_ids, status=Slot.Status.FREE, audience=Audience.PUBLIC, start__gt=now
         )
         .exclude(hold_expires__gt=now)
+        .filter(**({"pk": slot_id} if slot_id is not None else {}))
         .order_by("start")[:50]
     )
     rng.shuffle(free)

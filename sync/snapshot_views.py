@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 class SnapshotBaseView(FhirView):
     resource = RESOURCES["Slot"]  # the scope: system/Slot.write (send) and system/Slot.read (status)
+    interaction = "$snapshot"
 
     def role(self, pk: str) -> PractitionerRole:
         row = role_queryset(self.clinic_ids()).filter(pk=int(pk)).first() if pk.isdigit() else None

@@ -65,6 +65,7 @@ def _resolve_input(body: dict[str, Any]) -> tuple[str, int | None]:
 
 class TaskResolveView(FhirView):
     resource = RESOURCES["Task"]
+    interaction = "$resolve"
 
     def post(self, request: Request, pk: str) -> Response:
         row = conflict_queryset(self.clinic_ids()).select_related("clinic").filter(pk=int(pk)).first()

@@ -1,10 +1,12 @@
 """Celery tasks of the EMR synchronization: thin callers of ``sync.feed`` and ``sync.webhooks``."""
 
+import datetime as dt
 import logging
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 from . import feed, sandbox_stream, snapshot_sweep, snapshots, webhooks
 
@@ -101,5 +103,28 @@ def snapshots_sweep() -> int:
 def sandbox_streams() -> int:
     """Beat, every 5 minutes: one step of every partner sandbox's simulated citizens (a booking,
     and a cancellation once they hold a few; sync.sandbox_stream). Returns the changes made."""
+    from .sandbox_requests import sandbox_requests_prune
+
+    sandbox_requests_prune()  # the conformance kit's record of sandbox requests, past its days
+    sandbox_signature_probes()
     step = sandbox_stream.sandbox_streams()
     return step.booked + step.cancelled
+
+
+def sandbox_signature_probes(*, now: dt.datetime | None = None) -> int:
+    """One mis-signed delivery a day to each active sandbox subscription (the conformance kit's
+    webhook-signature scenario). Returns how many were sent."""
+    from .models import SandboxRequest, WebhookSubscription
+    from .webhooks import webhook_signature_probe
+
+    now = now or timezone.now()
+    probed = SandboxRequest.objects.filter(
+        interaction="webhook-probe", at__gte=now - dt.timedelta(days=1)
+    ).values("resource_id")
+    subs = WebhookSubscription.objects.filter(
+        emr_client__is_sandbox=True, status=WebhookSubscription.Status.ACTIVE
+    ).exclude(pk__in=probed)
+    return sum(
+        webhook_signature_probe(subscription_id=pk, now=now) is not None
+        for pk in subs.values_list("pk", flat=True)
+    )

@@ -309,9 +309,20 @@ def version_request_certification(
     *, vendor: EmrVendor, version_id: int, now: dt.datetime | None = None
 ) -> EmrProductVersion:
     """Ask the board to certify one of the vendor's versions (from sandbox, or again after a revocation)."""
-    from .conformance import conformance_evidence
+    from .conformance import MANUAL, PASSED, conformance_evidence, conformance_report
 
     now = now or timezone.now()
+    # Every mandatory automated scenario must have passed; the manual ones are the board's to check.
+    missing = [
+        r.title
+        for r in conformance_report(vendor=vendor, now=now)
+        if r.mandatory and r.status not in (PASSED, MANUAL)
+    ]
+    if missing:
+        raise ValidationError(
+            _("Every mandatory conformance scenario must pass first; not yet: %(missing)s.")
+            % {"missing": "; ".join(missing)}
+        )
     # The conformance report as it stands now goes with the request: what the board reviews.
     changed = EmrProductVersion.objects.filter(
         pk=version_id,

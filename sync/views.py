@@ -43,6 +43,7 @@ from .fhir.renderers import (
 )
 from .fhir.search import RESOURCES, ResourceType, search, searchset
 from .models import EmrClient
+from .sandbox_requests import sandbox_request_record
 from .selectors import appointment_queryset, clinic_ids_for_emr_client, slot_queryset
 
 
@@ -59,6 +60,7 @@ class FhirView(APIView):
     parser_classes = [FhirJSONParser, PlainJSONParser]
     content_negotiation_class = FhirContentNegotiation
     resource: ResourceType = None  # type: ignore[assignment]  # given by as_view(resource=…) in urls.py
+    interaction: str | None = None  # for sandbox_request_record; None: from the method and the URL
 
     def get_exception_handler(self):
         return exception_handler
@@ -67,8 +69,11 @@ class FhirView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         # ``_user``, not ``user``: reading ``user`` would authenticate again after a refusal.
         principal = getattr(request, "_user", None)
-        if 200 <= response.status_code < 300 and isinstance(principal, EmrPrincipal):
-            emr_client_seen(principal.emr_client)
+        if isinstance(principal, EmrPrincipal):
+            if 200 <= response.status_code < 300:
+                emr_client_seen(principal.emr_client)
+            # The conformance kit's record: one insert for a sandbox client, nothing otherwise.
+            sandbox_request_record(client=principal.emr_client, request=request, response=response, view=self)
         return response
 
     @property
@@ -139,6 +144,7 @@ class SearchView(FhirView):
 
 class SearchPostView(SearchView):
     is_search_post = True
+    interaction = "search"
     parser_classes = [FormParser]
 
     def get(self, request: Request) -> Response:  # only POST here

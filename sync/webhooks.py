@@ -366,6 +366,8 @@ def _deliver_page(subscription_id: int, *, now: dt.datetime) -> Delivery:
         if previous_secret_live(sub, now):
             headers[SIGNATURE_PREVIOUS_HEADER] = signature(sub.previous_secret, body)
         error, received = _post(sub.endpoint, body, headers)
+        if sub.emr_client.is_sandbox:
+            _sandbox_record(sub, error=error, received=received, now=now, interaction="webhook")
         if received and built.appointment_ids:
             audit_record(
                 emr_client=sub.emr_client,
@@ -425,3 +427,55 @@ def _failed(sub: WebhookSubscription, *, now: dt.datetime, error: str, dead: boo
 def backoff_seconds(failures: int) -> int:
     """Seconds before the next attempt after ``failures`` consecutive failures: 2, 4, 8, … 3600."""
     return int(min(2 ** min(failures, 12), MAX_BACKOFF_SECONDS))
+
+
+PROBE_HEADER = "X-RDV-Probe"  # flags the conformance kit's deliberately mis-signed delivery
+
+
+def _sandbox_record(
+    sub: WebhookSubscription, *, error: str, received: bool, now: dt.datetime, interaction: str
+) -> None:
+    """The conformance kit's record of a delivery to a sandbox endpoint: the status it answered
+    (0 when nothing was answered)."""
+    from .models import SandboxRequest
+
+    status = 200 if received and not error else 0
+    if error.startswith("HTTP "):
+        status = int(error.removeprefix("HTTP "))
+    SandboxRequest.objects.create(
+        emr_client=sub.emr_client,
+        at=now,
+        method="POST",
+        resource_type="Subscription",
+        interaction=interaction,
+        status=status,
+        resource_id=sub.pk,
+    )
+
+
+def webhook_signature_probe(*, subscription_id: int, now: dt.datetime | None = None) -> int | None:
+    """Sandbox only: POST one deliberately mis-signed delivery (an empty history Bundle, flagged
+    ``X-RDV-Probe: bad-signature``) to the subscription's endpoint and record what it answered. A
+    conforming endpoint refuses it (non-2xx). Returns that status (0: no answer), None if not sent.
+    The subscription's cursor and failure count are left alone."""
+    now = now or timezone.now()
+    sub = (
+        WebhookSubscription.objects.select_related("emr_client")
+        .filter(pk=subscription_id, emr_client__is_sandbox=True, status=WebhookSubscription.Status.ACTIVE)
+        .first()
+    )
+    if sub is None:
+        return None
+    body = json.dumps({"resourceType": "Bundle", "type": "history", "entry": []}).encode()
+    headers = {
+        "Content-Type": f"{PAYLOAD_TYPE}; charset=utf-8",
+        "User-Agent": "rdv-sante-webhooks/1",
+        SIGNATURE_HEADER: signature(sub.secret + "-not-the-secret", body),
+        TIMESTAMP_HEADER: str(int(now.timestamp())),
+        DELIVERY_HEADER: uuid.uuid4().hex,
+        SUBSCRIPTION_HEADER: str(sub.pk),
+        PROBE_HEADER: "bad-signature",
+    }
+    error, received = _post(sub.endpoint, body, headers)
+    _sandbox_record(sub, error=error, received=received, now=now, interaction="webhook-probe")
+    return 200 if received and not error else int(error[5:]) if error.startswith("HTTP ") else 0

@@ -144,8 +144,31 @@ def vendor(world):
     return vendors.vendor_approve(vendor_id=request.pk, by=world.board_admin), sign_in(Client(), user)
 
 
-def test_the_vendor_declares_a_version_and_asks_for_its_certification(vendor):
+@pytest.fixture
+def conforming(vendor, settings):
+    """The vendor, once its sandbox client passed every automated scenario (the reference EMR)."""
+    from .test_conformance import reference_client
+    from .test_sandbox_isolation import sandbox_for
+
+    settings.SYNC_FEED_MIN_INTERVAL_SECONDS = 0  # the reference client polls the feed back to back
+    settings.SYNC_WEBHOOK_ALLOW_LOOPBACK = True  # and its webhook endpoint runs in the test
+    reference_client(sandbox_for(vendor[0]))
+    return vendor
+
+
+def test_a_version_cannot_be_submitted_before_every_mandatory_scenario_passes(vendor):
     approved, page = vendor
+    version = vendors.version_declare(vendor=approved, version="4.2.1")
+    with pytest.raises(ValidationError, match="Publier un agenda"):
+        vendors.version_request_certification(vendor=approved, version_id=version.pk)
+    response = page.post(reverse("vendors:version_request", args=[version.pk]), follow=True)
+    assert "Chaque scénario de conformité obligatoire doit d’abord réussir" in response.content.decode()
+    version.refresh_from_db()
+    assert version.status == EmrProductVersion.Status.SANDBOX and not version.evidence
+
+
+def test_the_vendor_declares_a_version_and_asks_for_its_certification(conforming):
+    approved, page = conforming
     assert page.post(reverse("vendors:version_new"), {"version": " "}).status_code == 422
     assert page.post(reverse("vendors:version_new"), {"version": "4.2.1"}).status_code == 302
     duplicate = page.post(reverse("vendors:version_new"), {"version": "4.2.1"})
@@ -168,8 +191,8 @@ def test_a_vendor_cannot_ask_for_another_products_version(vendor, persona_b):
     assert EmrProductVersion.objects.get(pk=other.pk).status == "sandbox"
 
 
-def test_the_board_certifies_with_a_note_and_the_version_then_connects(vendor, world, client_as):
-    approved, page = vendor
+def test_the_board_certifies_with_a_note_and_the_version_then_connects(conforming, world, client_as):
+    approved, page = conforming
     version = vendors.version_declare(vendor=approved, version="4.2.1")
     vendors.version_request_certification(vendor=approved, version_id=version.pk)
     board = client_as("board_admin")
@@ -196,8 +219,8 @@ def test_the_board_certifies_with_a_note_and_the_version_then_connects(vendor, w
 
 
 @pytest.mark.parametrize("persona", ["admin_a", "citizen_user"])
-def test_only_the_board_certifies(vendor, world, client_as, persona):
-    approved, _page = vendor
+def test_only_the_board_certifies(conforming, world, client_as, persona):
+    approved, _page = conforming
     version = vendors.version_declare(vendor=approved, version="4.2.1")
     vendors.version_request_certification(vendor=approved, version_id=version.pk)
     response = client_as(persona).post(

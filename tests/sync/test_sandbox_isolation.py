@@ -57,7 +57,11 @@ def _open_sandbox(company: str, product: str) -> Sandbox:
         technical_email="t@x.example",
         language="fr",
     )
-    vendor = vendors.vendor_approve(vendor_id=vendor.pk, by=board)
+    return sandbox_for(vendors.vendor_approve(vendor_id=vendor.pk, by=board))
+
+
+def sandbox_for(vendor: EmrVendor) -> Sandbox:
+    """An approved vendor's sandbox, with its first secret and a token (the conformance tests' EMR)."""
     client_id, secret, _until = vendors.vendor_credentials_issue(vendor=vendor)
     clinic = vendor.sandbox_clinics.order_by("pk").first()
     role = PractitionerRole.objects.filter(clinic=clinic).order_by("pk").first()
