@@ -45,3 +45,16 @@ class NoteForm(AccessibleFormMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         error_messages={"required": _("Write a note: it stays with the decision.")},
     )
+
+
+class TakeSlotForm(AccessibleFormMixin, forms.Form):
+    slot = forms.IntegerField(
+        label=_("Slot id"),
+        help_text=_("The id our API gave one of your sandbox slots (Slot/<id>)."),
+        min_value=1,
+        error_messages={
+            "required": _("Give the id of one of your sandbox slots, for example 1234."),
+            "invalid": _("A slot id is a whole number, for example 1234."),
+            "min_value": _("A slot id is a whole number, for example 1234."),
+        },
+    )

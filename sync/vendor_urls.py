@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.vendor_home, name="home"),
     path("inscription/", views.vendor_register, name="register"),
     path("identifiants/", views.vendor_credentials, name="credentials"),
+    path("bac-a-sable/reserver/", views.sandbox_take, name="sandbox_take"),
     path("versions/", views.version_new, name="version_new"),
     path("versions/<int:version_id>/certification/", views.version_request, name="version_request"),
     path("conseil/", views.board_queue, name="board_queue"),

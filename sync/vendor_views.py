@@ -25,7 +25,8 @@ from clinics.selectors_onboarding import is_board_admin
 
 from . import conformance, vendors
 from .models import EmrProductVersion, EmrVendor
-from .vendor_forms import NoteForm, VendorRegistrationForm, VersionForm
+from .sandbox_stream import sandbox_stream_step
+from .vendor_forms import NoteForm, TakeSlotForm, VendorRegistrationForm, VersionForm
 
 
 def _user(request: HttpRequest) -> User:
@@ -49,7 +50,12 @@ def _approved_vendor(request: HttpRequest) -> EmrVendor:
 
 
 def _home_context(request: HttpRequest, vendor: EmrVendor | None, **extra: object) -> dict[str, object]:
-    context: dict[str, object] = {"vendor": vendor, "version_form": VersionForm(), **extra}
+    context: dict[str, object] = {
+        "vendor": vendor,
+        "version_form": VersionForm(),
+        "take_form": TakeSlotForm(),
+        **extra,
+    }
     if vendor is not None and vendor.status == EmrVendor.Status.APPROVED:
         context.update(vendors.vendor_sandbox(vendor))
         context["versions"] = vendors.versions_of_vendor(vendor)
@@ -135,6 +141,39 @@ def version_new(request: HttpRequest) -> HttpResponse:
             return redirect("vendors:home")
     return render(
         request, "sync/vendors/home.html", _home_context(request, vendor, version_form=form), status=422
+    )
+
+
+@require_POST
+@login_required
+def sandbox_take(request: HttpRequest) -> HttpResponse:
+    """A synthetic citizen books one of the vendor's sandbox slots now, through the portal's booking
+    service: the citizen-side event of the desk-booking scenario (the vendor's desk then tries the same
+    slot and must handle the 409), on demand instead of waiting for the simulated stream."""
+    vendor = _approved_vendor(request)
+    form = TakeSlotForm(request.POST)
+    if form.is_valid():
+        slot_id = form.cleaned_data["slot"]
+        if sandbox_stream_step(vendor=vendor, slot_id=slot_id).booked:
+            messages.success(
+                request,
+                _(
+                    "A synthetic citizen booked Slot/%(slot)s on the portal. Your client sees it in the "
+                    "change feed; a desk booking of that slot now gets a 409 to handle."
+                )
+                % {"slot": slot_id},
+            )
+            return redirect(reverse("vendors:home") + "#conformance")
+        form.add_error(
+            "slot",
+            _(
+                "No synthetic citizen could book this slot: it must be a free, public slot of your sandbox "
+                "clinics, after the clinic's minimum notice. Read it with GET Slot/%(slot)s."
+            )
+            % {"slot": slot_id},
+        )
+    return render(
+        request, "sync/vendors/home.html", _home_context(request, vendor, take_form=form), status=422
     )
 
 

@@ -322,6 +322,7 @@ MATRIX: list[Row] = [
     GET("/fournisseurs/inscription/", account(signed_out=302, signed_in=200)),
     GET("/fournisseurs/identifiants/", everyone(405)),
     GET("/fournisseurs/versions/", everyone(405)),
+    GET("/fournisseurs/bac-a-sable/reserver/", everyone(405)),
     GET("/fournisseurs/versions/{version}/certification/", everyone(405)),
     GET("/fournisseurs/conseil/", but(302, guardian=403, admin_a=404, admin_b=404, board=200, analyst=404)),
     GET(
@@ -483,6 +484,7 @@ MATRIX: list[Row] = [
     POST("/fournisseurs/inscription/", account(signed_out=302, signed_in=422), company=""),
     POST("/fournisseurs/identifiants/", account(signed_out=302, signed_in=404)),
     POST("/fournisseurs/versions/", account(signed_out=302, signed_in=404), version="2.0"),
+    POST("/fournisseurs/bac-a-sable/reserver/", account(signed_out=302, signed_in=404), slot="1"),
     POST("/fournisseurs/versions/{version}/certification/", account(signed_out=302, signed_in=404)),
     POST(
         "/fournisseurs/conseil/{vendor}/",

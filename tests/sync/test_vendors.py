@@ -6,18 +6,22 @@ Accounts sign in through allauth (password; board administrators with TOTP), as 
 
 import base64
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.hashers import check_password
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from booking.models import Appointment, OutboxEvent, Slot
 from citizens.models import Citizen
 from clinics.models import Clinic, PractitionerRole, StaffAuditEvent
 from sync import vendors
 from sync.models import EmrClient, EmrClinicGrant, EmrVendor
 from tests.clinics.conftest import client_as, make_account, sign_in, world
+from tests.factories import SlotFactory
 
 __all__ = ["client_as", "world"]
 
@@ -287,3 +291,61 @@ def test_the_board_finds_the_vendor_pages_on_its_staff_home(world, client_as):
     assert QUEUE in board and reverse("vendors:board_versions") in board
     staff = client_as("admin_a").get(reverse("clinics:home")).content.decode()
     assert QUEUE not in staff
+
+
+# --- taking a sandbox slot on demand (the desk-booking scenario's citizen side) ------------------------
+
+TAKE = reverse("vendors:sandbox_take")
+
+
+def _sandbox_slot(vendor, **fields):
+    role = PractitionerRole.objects.filter(clinic__in=vendor.sandbox_clinics.all()).order_by("pk").first()
+    start = (timezone.now() + timedelta(days=7)).replace(hour=14, minute=0, second=0, microsecond=0)
+    return SlotFactory(role=role, start=start, **fields)
+
+
+def test_a_vendor_has_a_synthetic_citizen_take_its_slot_on_the_portal_now(vendor_client, approved):
+    slot = _sandbox_slot(approved)
+    response = vendor_client.post(TAKE, {"slot": str(slot.pk)})
+    assert response.status_code == 302 and response["Location"].endswith("#conformance")
+    slot.refresh_from_db()
+    assert slot.status == Slot.Status.BOOKED
+    appointment = Appointment.objects.get(slot=slot)
+    assert appointment.citizen.is_synthetic and appointment.channel == "portal"
+    assert OutboxEvent.objects.filter(kind="appointment.booked", appointment=appointment).count() == 1
+    assert f"Slot/{slot.pk}" in vendor_client.get(HOME).content.decode()  # the confirmation message
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_only_a_free_public_slot_of_its_own_sandbox_can_be_taken(vendor_client, approved, world, language):
+    vendor_client.cookies["django_language"] = language
+    other_vendor = vendors.vendor_approve(
+        vendor_id=_pending(make_account(), product_name="AutreDME", company="Autre inc.").pk,
+        by=world.board_admin,
+    )
+    refused = [
+        SlotFactory(),  # a production clinic's slot
+        _sandbox_slot(other_vendor),  # another vendor's sandbox
+        _sandbox_slot(approved, audience="gmf_patients"),  # not public
+    ]
+    for slot in refused:
+        response = vendor_client.post(TAKE, {"slot": str(slot.pk)})
+        assert response.status_code == 422
+        expected = (
+            "Aucun citoyen fictif n’a pu réserver" if language == "fr" else "No synthetic citizen could"
+        )
+        assert expected in response.content.decode()
+        slot.refresh_from_db()
+        assert slot.status == Slot.Status.FREE
+    assert not Appointment.objects.exists()
+    for bad in ("", "abc", "0"):
+        response = vendor_client.post(TAKE, {"slot": bad})
+        assert response.status_code == 422
+        assert ("numéro" if language == "fr" else "slot") in response.content.decode()
+
+
+def test_taking_a_slot_needs_an_approved_vendor(vendor_client, vendor_user, db):
+    _pending(vendor_user)
+    assert vendor_client.post(TAKE, {"slot": "1"}).status_code == 404
+    assert Client().post(TAKE, {"slot": "1"}).status_code == 302
+    assert vendor_client.get(TAKE).status_code == 405
