@@ -80,7 +80,12 @@ class Slot(models.Model):
 
     role = models.ForeignKey("clinics.PractitionerRole", on_delete=models.PROTECT, related_name="slots")
     practitioner = models.ForeignKey("clinics.Practitioner", on_delete=models.PROTECT, related_name="+")
-    clinic = models.ForeignKey("clinics.Clinic", on_delete=models.PROTECT, related_name="slots")
+    # No index of its own: slot_clinic_start serves every look-up by clinic. A lone clinic_id index
+    # misled the planner into reading and sorting each clinic's whole agenda for "soonest near a
+    # place" (docs/benchmarks.md, 2026-11-27).
+    clinic = models.ForeignKey(
+        "clinics.Clinic", on_delete=models.PROTECT, related_name="slots", db_index=False
+    )
     start = models.DateTimeField()
     end = models.DateTimeField()
     reasons = models.PositiveIntegerField(
@@ -120,6 +125,7 @@ class Slot(models.Model):
                 name="slot_free_public_clinic_start",
                 condition=Q(status="free", audience="public"),
             ),
+            models.Index(fields=["clinic", "start"], name="slot_clinic_start"),
             models.Index(fields=["role", "start"], name="slot_role_start"),
             models.Index(fields=["holder"], name="slot_holder", condition=Q(holder__isnull=False)),
         ]

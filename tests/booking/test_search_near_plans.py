@@ -61,3 +61,19 @@ def test_the_per_clinic_plan_runs_a_bounded_number_of_queries(area):
         slot_search(citizen=None, query=SlotQuery(path="near", fsa="H2X", radius_km=25), now=NOW)
     # The origin, the clinics in the radius, their first slots, the page.
     assert len(queries.captured_queries) == 4
+
+
+def test_no_lone_clinic_index_on_slots_to_mislead_the_planner():
+    """With an index on clinic_id alone, PostgreSQL read and sorted each clinic's whole agenda for the
+    per-clinic probes (about 1 ms per clinic at provincial size, 110–240 ms a search) instead of walking
+    its soonest free public slots in the (clinic, start) index (0.04 ms): docs/benchmarks.md."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE tablename = 'booking_slot' AND indexdef LIKE %s",
+            ["%(clinic_id%"],
+        )
+        found = dict(cursor.fetchall())
+    lone = [name for name, definition in found.items() if definition.endswith("(clinic_id)")]
+    assert lone == []
+    assert found["slot_clinic_start"].endswith("(clinic_id, start)")
