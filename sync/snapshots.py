@@ -462,21 +462,22 @@ def _apply(run: _Run, role: PractitionerRole) -> None:
         else:
             pending.append((entry, slot))
 
-    # Updates first; an overlap may only be one with a slot not yet moved, so the entries refused
-    # for an overlap are tried again while each round makes progress. Then the new slots, in one
-    # batch: they can only overlap slots that stay where they are (the snapshot itself has none).
+    # Updates first: the moves that fit where the other slots stand now in one statement, then the
+    # rest (chains, swaps and rotations of times) at once, so that the result is the agenda the
+    # snapshot describes whatever order its moves would need. Then the new slots, in one batch: they
+    # can only overlap slots that stay where they are (the snapshot itself has none).
     creations = [entry for entry, known in pending if known is None]
-    pending = [(entry, known) for entry, known in pending if known is not None]
-    _update_rounds(run, role, _move(run, role, pending))
+    moves: list[tuple[_Entry, _Known | None]] = [(e, k) for e, k in pending if k is not None]
+    _update_rounds(run, role, _rearrange(run, role, _move(run, role, moves)))
     _create(run, role, creations)
 
 
 def _move(
     run: _Run, role: PractitionerRole, pending: list[tuple[_Entry, _Known | None]]
 ) -> list[tuple[_Entry, _Known | None]]:
-    """The changed free slots in one statement, compare-and-set on the versions read above; returns
-    those left one by one: chains of moves, overlaps, and slots booked or held meanwhile (where
-    ``slot_update`` says what happened: a booked one becomes a conflict)."""
+    """The changed free slots that can move in any order, in one statement, compare-and-set on the
+    versions read above; returns the others (chains of moves, swaps, overlaps, and slots booked or
+    held meanwhile) for ``_rearrange``."""
     by_id = {known.pk: (entry, known) for entry, known in pending if known is not None}
     moves = [
         booking_services.EmrSlotMove(slot_id=known.pk, version=known.version, spec=entry.spec())
@@ -488,6 +489,35 @@ def _move(
         return pending  # a malformed entry: one by one, each with its reason
     run.counts["updated"] += len(changed)
     return sorted((by_id[m.slot_id] for m in left), key=lambda pair: pair[0].start)
+
+
+def _rearrange(
+    run: _Run, role: PractitionerRole, pending: list[tuple[_Entry, _Known | None]]
+) -> list[tuple[_Entry, _Known | None]]:
+    """The moves left by ``_move``, all at once (``emr_slots_rearrange``): a slot whose new time is
+    held by a slot that stays (a kept booking, a blocked slot, another clinic's slot) is withdrawn and
+    its entry refused; returns the slots booked, blocked or changed since they were read, for
+    ``_update_rounds`` (where ``slot_update`` says what happened: a booked one becomes a conflict)."""
+    by_id = {known.pk: (entry, known) for entry, known in pending if known is not None}
+    moves = [
+        booking_services.EmrSlotMove(slot_id=known.pk, version=known.version, spec=entry.spec())
+        for entry, known in by_id.values()
+    ]
+    try:
+        done = booking_services.emr_slots_rearrange(role=role, moves=moves)
+    except booking_errors.InvalidSlot:
+        return pending  # a malformed entry: one by one, each with its reason
+    run.counts["updated"] += len(done.changed)
+    run.counts["withdrawn"] += len(done.withdrawn)
+    for move in done.withdrawn:
+        run.refuse(by_id[move.slot_id][0].identifier, _HELD)
+    return sorted((by_id[m.slot_id] for m in done.stale), key=lambda pair: pair[0].start)
+
+
+_HELD = (
+    "its new time is held by a slot of the practitioner that stays (a kept booking, a blocked slot): "
+    "withdrawn; publish it again with a new identifier."
+)
 
 
 def _create(run: _Run, role: PractitionerRole, creations: list[_Entry]) -> None:
@@ -513,9 +543,9 @@ def _update_rounds(run: _Run, role: PractitionerRole, pending: list[tuple[_Entry
             except booking_errors.PractitionerOverlap:
                 retry.append((entry, known))
         if len(retry) == len(pending):
-            # No progress. If a known slot is waiting to move, its moves form a cycle (two slots
-            # trading places): withdraw one of them rather than keep offering a time the EMR no
-            # longer has, refuse its entry, and let the others move into the freed time.
+            # No progress. A known slot waiting to move (one changed since it was read, taken one by
+            # one) has its new time held by a slot that stays: withdraw it rather than keep offering
+            # a time the EMR no longer has, refuse its entry, and let the others use the freed time.
             moving = next(((e, k) for e, k in retry if k is not None), None)
             if moving is None:
                 for entry, _slot in retry:
@@ -527,11 +557,7 @@ def _update_rounds(run: _Run, role: PractitionerRole, pending: list[tuple[_Entry
             try:
                 booking_services.slot_withdraw(slot_id=known.pk, channel=Slot.Source.EMR)
                 run.counts["withdrawn"] += 1
-                run.refuse(
-                    entry.identifier,
-                    "it traded places with another slot of the practitioner: withdrawn; publish it "
-                    "again with a new identifier.",
-                )
+                run.refuse(entry.identifier, _HELD)
             except booking_errors.ApplicationError:
                 run.refuse(entry.identifier, "overlaps another slot of the practitioner that stays.")
         pending = retry
