@@ -7,7 +7,9 @@ role (409), so that a stale snapshot arriving late can never bring withdrawn slo
 ``snapshot_reconcile`` applies it in one transaction, under the practitioner's lock:
 
 * a slot identifier unknown to the store is created; a known free slot whose content differs is
-  updated; identical content changes nothing (no version bump, no outbox event);
+  updated; identical content changes nothing (no version bump, no outbox event); slots trading
+  times (swaps, rotations) are all moved at once; a free slot whose new time is held by a slot that
+  stays (a kept booking) is withdrawn and its entry refused, never left at a time the EMR dropped;
 * an EMR slot of the role in the window that the snapshot no longer lists is withdrawn when free;
 * a booked slot that the snapshot removed or changed is never touched: the booking is kept and a
   ``SyncConflict`` is recorded (one open conflict per slot and kind, so a retry records nothing new).
