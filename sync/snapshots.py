@@ -19,11 +19,13 @@ Applying the same snapshot twice changes nothing the second time. Entries that c
 busy slot we do not know) are counted as ``refused`` and listed, without failing the others.
 """
 
+import contextlib
 import datetime as dt
 import functools
+import gc
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -49,6 +51,26 @@ MAX_LISTED_ERRORS = 20
 MAX_LISTED_REFUSALS = 100
 ENTRY_STATUSES = ("free", "busy")
 _GENERATION_KEYS = ("valueInteger", "valueInteger64", "valuePositiveInt", "valueUnsignedInt", "valueString")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a snapshot is parsed, checked or applied.
+
+    A 10,000-slot snapshot allocates some 200,000 containers that all survive (the parsed body, the
+    entries, the rows read): the collector then runs its full collections over the whole process
+    heap again and again, for nothing (a third of the reconciliation's time, measured). The
+    reference counts still free everything; the collector runs again at the end. It is
+    process-wide, so a thread serving another request meanwhile goes without it for that second.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -232,14 +254,20 @@ def snapshot_accept(*, emr_client: EmrClient, data: SnapshotInput) -> tuple[Agen
     with transaction.atomic():
         # One acceptance at a time per role, so that generations are accepted in increasing order.
         PractitionerRole.objects.select_for_update().filter(pk=data.role.pk).first()
-        last = AgendaSnapshot.objects.filter(role=data.role).order_by("-generation").first()
-        if last is not None and last.generation == data.generation and last.digest == digest:
-            return last, True
-        if last is not None and data.generation <= last.generation:
+        # The generation and digest only: loading the last snapshot's 10,000 entries costs 0.2 s.
+        last = (
+            AgendaSnapshot.objects.filter(role=data.role)
+            .order_by("-generation")
+            .values_list("pk", "generation", "digest")
+            .first()
+        )
+        if last is not None and last[1] == data.generation and last[2] == digest:
+            return AgendaSnapshot.objects.get(pk=last[0]), True
+        if last is not None and data.generation <= last[1]:
             raise FhirError(
                 409,
                 "conflict",
-                f"Generation {data.generation} is not above the last accepted one ({last.generation}) "
+                f"Generation {data.generation} is not above the last accepted one ({last[1]}) "
                 "for this schedule: send the current agenda with a greater generation.",
             )
         _refuse(_store_problems(data.role, data.entries))
@@ -612,7 +640,7 @@ def snapshot_reconcile(snapshot_id: int) -> AgendaSnapshot:
     AgendaSnapshot.objects.filter(pk=snapshot_id, status=AgendaSnapshot.Status.RECEIVED).update(
         status=AgendaSnapshot.Status.PROCESSING
     )
-    with transaction.atomic():
+    with gc_paused(), transaction.atomic():
         snapshot = AgendaSnapshot.objects.select_for_update().get(pk=snapshot_id)
         if snapshot.status in (AgendaSnapshot.Status.DONE, AgendaSnapshot.Status.FAILED):
             return snapshot

@@ -9,6 +9,7 @@ back to the caller; the exclusion constraint stays the last word (a violation ro
 batch back and raises ``PractitionerOverlap``, so the caller can fall back to ``slot_create``).
 """
 
+import json
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,36 +93,55 @@ def _slot(role: PractitionerRole, spec: EmrSlot) -> Slot:
     )
 
 
-# One statement per table whatever the count: the columns travel as arrays (psycopg adapts a list
-# of datetimes, ints or strings to one array parameter) and unnest() turns them back into rows. The
-# ORM's bulk_create builds 18 placeholders a row in Python: 6 s of CPU for 10,000 slots.
+# One statement whatever the count: the slots, then their ``slot.created`` events from the ids the
+# first INSERT returns (a data-modifying CTE: one round trip, and the ids never travel to Python and
+# back). The rows travel as one JSON array of arrays: psycopg quotes list parameters element by
+# element in Python (0.35 s for 10,000 slots' six arrays), a single string in C. The ORM's
+# bulk_create builds 18 placeholders a row in Python: 6 s of CPU for 10,000 slots.
 _INSERT_SLOTS = """
-    INSERT INTO booking_slot (role_id, practitioner_id, clinic_id, start, "end", reasons, audience,
-        modality, source, external_id, status, version, hold_token, created_at, updated_at)
-    SELECT %s, %s, %s, u.start, u.finish, u.reasons, u.audience, u.modality, %s, u.external_id,
-        %s, 1, '', %s, %s
-    FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::int[], %s::text[], %s::text[], %s::text[])
-        WITH ORDINALITY AS u(start, finish, reasons, audience, modality, external_id, n)
-    ORDER BY u.n
-    RETURNING id
-"""
-_INSERT_EVENTS = """
+    WITH u AS (
+        SELECT n, (v->>0)::timestamptz AS start, (v->>1)::timestamptz AS finish, (v->>2)::int AS reasons,
+            v->>3 AS audience, v->>4 AS modality, v->>5 AS external_id
+        FROM json_array_elements(%s::json) WITH ORDINALITY AS j(v, n)
+    ), created AS (
+        INSERT INTO booking_slot (role_id, practitioner_id, clinic_id, start, "end", reasons, audience,
+            modality, source, external_id, status, version, hold_token, created_at, updated_at)
+        SELECT %s, %s, %s, u.start, u.finish, u.reasons, u.audience, u.modality, %s, u.external_id,
+            %s, 1, '', %s, %s
+        FROM u ORDER BY u.n
+        RETURNING id
+    )
     INSERT INTO booking_outboxevent (created_at, kind, channel, payload, notify_state, clinic_id, slot_id)
-    SELECT %s, 'slot.created', %s, '{"version": 1}'::jsonb, %s, %s, u.id
-    FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(id, n)
-    ORDER BY u.n
+    SELECT %s, 'slot.created', %s, '{"version": 1}'::jsonb, %s, %s, created.id
+    FROM created ORDER BY created.id
+    RETURNING slot_id
 """
 
 
 def _insert_postgresql(role: PractitionerRole, specs: list[EmrSlot]) -> list[int]:
-    """The slots and their ``slot.created`` outbox events (invariant 5), in two statements."""
+    """The slots and their ``slot.created`` outbox events (invariant 5), in one statement."""
     if not specs:
         return []
     now = timezone.now()
+    rows = json.dumps(
+        [
+            [
+                s.start.isoformat(),
+                s.end.isoformat(),
+                reasons_to_mask(s.reasons),
+                s.audience,
+                s.modality,
+                s.external_id,
+            ]
+            for s in specs
+        ],
+        separators=(",", ":"),
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_SLOTS,
             [
+                rows,
                 role.pk,
                 role.practitioner_id,
                 role.clinic_id,
@@ -129,20 +149,13 @@ def _insert_postgresql(role: PractitionerRole, specs: list[EmrSlot]) -> list[int
                 Slot.Status.FREE.value,
                 now,
                 now,
-                [s.start for s in specs],
-                [s.end for s in specs],
-                [reasons_to_mask(s.reasons) for s in specs],
-                [s.audience for s in specs],
-                [s.modality for s in specs],
-                [s.external_id for s in specs],
+                now,
+                Slot.Source.EMR.value,
+                OutboxEvent.NotifyState.SKIPPED.value,
+                role.clinic_id,
             ],
         )
-        ids = [row[0] for row in cursor.fetchall()]
-        cursor.execute(
-            _INSERT_EVENTS,
-            [now, Slot.Source.EMR.value, OutboxEvent.NotifyState.SKIPPED.value, role.clinic_id, ids],
-        )
-    return ids
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _without_overlaps(
