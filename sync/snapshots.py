@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
+from django.db.models import JSONField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from booking import errors as booking_errors
@@ -82,17 +84,28 @@ class SnapshotInput:
     # JSON-ready: index (in the body), identifier, status, start, end, reasons, audience, modality
     entries: list[dict[str, Any]]
 
+    @functools.cached_property
+    def stored_entries(self) -> list[dict[str, Any]]:
+        """The entries as stored for the worker: by identifier, without their position in the body
+        (the worker and the conflict pages never read it)."""
+        return sorted((_without_index(e) for e in self.entries), key=lambda e: e["identifier"])
+
+    @functools.cached_property
+    def stored(self) -> str:
+        """``stored_entries`` as JSON, keys sorted. Serialised once: the digest is computed over the
+        same text, and PostgreSQL stores it as it is."""
+        return json.dumps(self.stored_entries, sort_keys=True)
+
     @property
     def digest(self) -> str:
-        content = {
-            "start": self.window_start.isoformat(),
-            "end": self.window_end.isoformat(),
-            "entries": sorted(
-                (_without_index(e) for e in self.entries),
-                key=lambda e: e["identifier"],
-            ),
-        }
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        # Byte for byte json.dumps({"start": …, "end": …, "entries": sorted entries}, sort_keys=True),
+        # the digest of earlier versions (a retry across a deployment is still recognised), without
+        # serialising the 10,000 entries a second time.
+        content = (
+            f'{{"end": {json.dumps(self.window_end.isoformat())}, "entries": {self.stored}, '
+            f'"start": {json.dumps(self.window_start.isoformat())}}}'
+        )
+        return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _without_index(entry: dict[str, Any]) -> dict[str, Any]:
@@ -278,9 +291,18 @@ def snapshot_accept(*, emr_client: EmrClient, data: SnapshotInput) -> tuple[Agen
             window_end=data.window_end,
             generation=data.generation,
             digest=digest,
-            entries=data.entries,
+            entries=_stored(data),
         )
+    snapshot.entries = data.stored_entries
     return snapshot, False
+
+
+def _stored(data: SnapshotInput) -> Any:
+    """The entries for the INSERT: on PostgreSQL the text already serialised for the digest, cast
+    there (the JSONField would serialise the 10,000 entries again); the list elsewhere."""
+    if connection.vendor == "postgresql":
+        return RawSQL("%s::jsonb", [data.stored], output_field=JSONField())
+    return data.stored_entries
 
 
 # --- reconciliation ---------------------------------------------------------------------------

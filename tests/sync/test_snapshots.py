@@ -614,3 +614,25 @@ def test_a_snapshot_that_never_finishes_is_failed_instead_of_coming_back_forever
     second = AgendaSnapshot.objects.get(generation=2)
     assert tasks.snapshot_reconcile.run(second.pk) == "done"
     assert Slot.objects.count() == 201
+
+
+def test_the_digest_is_the_one_of_earlier_versions(persona_a):
+    """A retry sent across a deployment is still recognised: the digest is computed over the text
+    stored for the worker, byte for byte the JSON of earlier versions' formula."""
+    import hashlib
+
+    base = _base()
+    slots = [entry(persona_a, f"E{i}", i) for i in (3, 1, 2)]
+    data = snapshots.snapshot_input(
+        snapshot_body(1, slots, base=base), role=persona_a.role, clinic_ids=[persona_a.clinic.pk]
+    )
+    content = {
+        "start": data.window_start.isoformat(),
+        "end": data.window_end.isoformat(),
+        "entries": sorted(
+            ({k: v for k, v in e.items() if k != "index"} for e in data.entries),
+            key=lambda e: e["identifier"],
+        ),
+    }
+    assert data.digest == hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    assert json.loads(data.stored) == content["entries"]
