@@ -241,7 +241,13 @@ def search_and_sync() -> list[str]:
         out += [
             "## EMR synchronization: snapshot reconciliation and change-feed latency",
             "",
-            f"`bench/sync_bench.py` (run of {sync['machine']['date']}, load average {sync['machine']['loadavg']}): a"
+            f"`bench/sync_bench.py` (run of {sync['machine']['date']}, load average {sync['machine']['loadavg']}"
+            + (
+                f"; database `{sync['database']['name']}`, {sync['database']['slots']:,} slots"
+                if sync.get("database")
+                else ""
+            )
+            + "): a"
             f" {sync['snapshot_slots']:,}-slot agenda snapshot `POST Schedule/{{id}}/$snapshot` through the Django"
             " stack, applied by a real Celery worker (prefork, 2 processes) with beat running; end to end is from"
             " the POST until the snapshot is done. Target: a 10,000-slot reconciliation under"
@@ -256,6 +262,18 @@ def search_and_sync() -> list[str]:
                 f"| {r['snapshot']} | {r['post_seconds']} | {r['accepted_to_done_seconds']} |"
                 f" {r['end_to_end_seconds']} | {c['created']} / {c['updated']} / {c['withdrawn']} / {c['unchanged']} |"
             )
+        raw, ratio = sync.get("raw_sql_baseline"), sync.get("ratio_to_raw_sql")
+        if raw and ratio:
+            first = sync["reconciliation"][0]
+            out += [
+                "",
+                f"Raw-SQL baseline, same run and database: the first snapshot's writes ({raw['slots']:,} slot INSERTs"
+                " with the same columns and their outbox events, one transaction, `INSERT … SELECT FROM unnest(arrays)`"
+                f" through psycopg with binary arrays, committed then deleted; best of {len(raw['runs_seconds'])}:"
+                f" {', '.join(str(t) for t in raw['runs_seconds'])} s) take **{raw['seconds']} s**. The first snapshot"
+                f" end to end ({first['end_to_end_seconds']} s) is **{ratio['end_to_end']} ×** that; its reconciliation"
+                f" alone (accepted → done, {first['accepted_to_done_seconds']} s) **{ratio['reconcile_only']} ×**.",
+            ]
         feed = sync["feed"]
         mem = sync["celery_worker_peak_rss_mib"]["worker_processes"]
         web = http_memory()
@@ -269,6 +287,10 @@ def search_and_sync() -> list[str]:
             f" of each gunicorn worker over the HTTP booking runs: {web}.",
             "",
         ]
+    # Measured by hand, before and after each change (bench/sync_fixes.md): kept across reruns.
+    sync_fixes = Path(__file__).resolve().parent / "sync_fixes.md"
+    if sync_fixes.exists():
+        out += [*sync_fixes.read_text().rstrip("\n").splitlines(), ""]
     return out
 
 

@@ -91,7 +91,7 @@ def cleanup() -> dict[str, int]:
             ("roles", "DELETE FROM clinics_practitionerrole WHERE clinic_id = ANY(%s)", [clinics]),
             (
                 "practitioners",
-                "DELETE FROM clinics_practitioner p WHERE p.ramq_number = '999999' AND NOT EXISTS (SELECT 1 FROM clinics_practitionerrole r WHERE r.practitioner_id = p.id)",
+                "DELETE FROM clinics_practitioner p WHERE p.ramq_number IN ('999999', '999998') AND NOT EXISTS (SELECT 1 FROM clinics_practitionerrole r WHERE r.practitioner_id = p.id)",
                 [],
             ),
             ("clients", "DELETE FROM sync_emrclient WHERE id = ANY(%s)", [client_ids]),
@@ -266,12 +266,15 @@ def run_snapshot(client, role, body: bytes, label: str) -> dict[str, object]:
     snapshot_id = next(p["valueString"] for p in response.json()["parameter"] if p["name"] == "snapshot")
     status_url = f"/fhir/r4/Schedule/{role.pk}/$snapshot-status/{snapshot_id}"
     deadline = started + 300
+    # The status alone: loading the row would decode its 10,000 entries at every poll (0.1 s each,
+    # on the database and in this process), which delayed and slowed what it measured.
     while True:
-        snapshot = AgendaSnapshot.objects.get(pk=snapshot_id)
-        if snapshot.status in ("done", "failed") or time.monotonic() > deadline:
+        state = AgendaSnapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
+        if state in ("done", "failed") or time.monotonic() > deadline:
             break
         time.sleep(0.01)
     total = time.monotonic() - started
+    snapshot = AgendaSnapshot.objects.get(pk=snapshot_id)
     status = client.get(status_url)
     assert status.status_code == 200 and snapshot.status == "done", (snapshot.status, snapshot.error)
     applied = (snapshot.finished_at - snapshot.received_at).total_seconds() if snapshot.finished_at else None
@@ -318,10 +321,7 @@ def changed_agenda(
     return changed + extra
 
 
-def reconciliation(client, clinic, role, slots: int) -> list[dict[str, object]]:
-    from django.utils import timezone
-
-    first_day = timezone.now() + timedelta(days=2)
+def reconciliation(client, clinic, role, slots: int, first_day: datetime) -> list[dict[str, object]]:
     days = -(-slots // PER_DAY)
     window_start = first_day.replace(hour=0, minute=0, second=0, microsecond=0)
     window_end = window_start + timedelta(days=days + 2)
@@ -346,6 +346,76 @@ def reconciliation(client, clinic, role, slots: int) -> list[dict[str, object]]:
         )
     )
     return results
+
+
+# --- 1b. the raw-SQL baseline ---------------------------------------------------------------------
+
+RAW_SQL_SLOTS = """
+    INSERT INTO booking_slot (role_id, practitioner_id, clinic_id, start, "end", reasons, audience, modality,
+        source, external_id, status, version, hold_token, created_at, updated_at)
+    SELECT %s, %s, %s, u.start, u.finish, %s, 'public', 'in_person', 'emr', u.external_id, 'free', 1, '',
+        now(), now()
+    FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::text[]) WITH ORDINALITY AS u(start, finish, external_id, n)
+    ORDER BY u.n
+    RETURNING id
+"""
+RAW_SQL_EVENTS = """
+    INSERT INTO booking_outboxevent (created_at, kind, channel, payload, notify_state, clinic_id, slot_id)
+    SELECT now(), 'slot.created', 'emr', '{"version": 1}'::jsonb, 'skipped', %s, u.id FROM unnest(%s::bigint[]) AS u(id)
+"""
+
+
+def raw_sql_baseline(clinic, role, slots: int, first_day: datetime, repeats: int = 3) -> dict[str, object]:
+    """The writes of the first snapshot (its slot INSERTs, same columns and values, and one outbox
+    event each), in one transaction of raw SQL on a connection of its own (psycopg, server-side
+    binding, arrays sent in binary: no ORM, no Python per row), committed like the reconciliation's,
+    then deleted. On a second practitioner of the bench clinic (the first one's agenda is the
+    snapshots'), with identifiers of their own; the same times. The best of ``repeats``."""
+    import psycopg
+
+    from booking.models import reasons_to_mask
+    from clinics.models import Practitioner, PractitionerRole
+
+    practitioner = Practitioner.objects.get(pk=role.practitioner_id)
+    practitioner.pk = None
+    practitioner.ramq_number = "999998"
+    practitioner.save()
+    other = PractitionerRole.objects.create(practitioner=practitioner, clinic=clinic)
+    entries = agenda(clinic, other, slots, first_day)
+    starts = [datetime.fromisoformat(str(e["start"]).replace("Z", "+00:00")) for e in entries]
+    ends = [datetime.fromisoformat(str(e["end"]).replace("Z", "+00:00")) for e in entries]
+    identifiers = [f"R{i}" for i in range(slots)]
+    mask = reasons_to_mask(["follow_up"])
+    times = []
+    dsn = BENCH_ENV["DATABASE_URL"].replace("postgres://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor(binary=True) as cur:
+                cur.execute(
+                    RAW_SQL_SLOTS,
+                    [other.pk, practitioner.pk, clinic.pk, mask, starts, ends, identifiers],
+                    prepare=False,
+                )
+                ids = [r[0] for r in cur.fetchall()]
+                cur.execute(RAW_SQL_EVENTS, [clinic.pk, ids])
+            times.append(time.perf_counter() - started)
+            with conn.transaction(), conn.cursor() as cur:  # as found (the cleanup would do it too)
+                cur.execute("DELETE FROM booking_outboxevent WHERE slot_id = ANY(%s)", [ids])
+                cur.execute("DELETE FROM booking_slot WHERE id = ANY(%s)", [ids])
+            assert len(ids) == slots
+    other.delete()
+    practitioner.delete()
+    result = {
+        "slots": slots,
+        "seconds": round(min(times), 3),
+        "runs_seconds": [round(t, 3) for t in times],
+        "note": "one transaction: INSERT … SELECT FROM unnest(arrays) RETURNING id for the slots (same columns"
+        " and values as the first snapshot's, exclusion constraint and indexes on), then one INSERT for their"
+        " outbox events; psycopg, binary arrays; committed then deleted; best of the runs",
+    }
+    print(json.dumps({"raw_sql": result}))
+    return result
 
 
 # --- 2. feed and webhook latency ----------------------------------------------------------------
@@ -450,6 +520,7 @@ def main() -> None:
     args = parser.parse_args()
     django_setup()
     from django.test import Client
+    from django.utils import timezone
 
     print(json.dumps({"cleanup": cleanup()}))
     clinic, role, client_id, secret = setup_clinic()
@@ -466,18 +537,30 @@ def main() -> None:
     try:
         wait_for_log(workdir, "worker", " ready.")
         wait_for_log(workdir, "beat", "sync.tasks.feed_relay")
-        results = reconciliation(http, clinic, role, args.slots)
+        first_day = timezone.now() + timedelta(days=2)
+        raw = raw_sql_baseline(clinic, role, args.slots, first_day)
+        results = reconciliation(http, clinic, role, args.slots, first_day)
         latency = feed_latency(http, clinic, role, client_id, args.bookings)
         memory = {"worker_processes": [vm_hwm_mib(p) for p in process_tree(worker.pid)]}
     finally:
         stop(beat)
         stop(worker)
         print(json.dumps({"cleanup": cleanup()}))
+    with _cursor() as cur:  # the size the reconciliation's indexes and exclusion constraint work at
+        cur.execute("SELECT current_database(), (SELECT count(*) FROM booking_slot)")
+        name, slot_count = cur.fetchone()
     data = {
         "scenario": "sync",
         "machine": machine(),
+        "database": {"name": name, "slots": slot_count},
         "snapshot_slots": args.slots,
         "reconciliation": results,
+        "raw_sql_baseline": raw,
+        # The first snapshot (10,000 new slots) against raw SQL doing its writes, same run, same database.
+        "ratio_to_raw_sql": {
+            "end_to_end": round(results[0]["end_to_end_seconds"] / raw["seconds"], 1),
+            "reconcile_only": round(results[0]["accepted_to_done_seconds"] / raw["seconds"], 1),
+        },
         "feed": latency,
         "celery_worker_peak_rss_mib": memory,
         "target_reconcile_seconds": 2.0,

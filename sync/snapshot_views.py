@@ -64,8 +64,9 @@ class SnapshotView(SnapshotBaseView):
 
     def post(self, request: Request, pk: str) -> Response:
         role = self.role(pk)
-        data = snapshots.snapshot_input(self.body(), role=role, clinic_ids=self.clinic_ids())
-        snapshot, _retry = snapshots.snapshot_accept(emr_client=self.emr_client, data=data)
+        with snapshots.gc_paused():  # parsing and checking 10,000 slots (see gc_paused)
+            data = snapshots.snapshot_input(self.body(), role=role, clinic_ids=self.clinic_ids())
+            snapshot, _retry = snapshots.snapshot_accept(emr_client=self.emr_client, data=data)
         if snapshot.status in (AgendaSnapshot.Status.DONE, AgendaSnapshot.Status.FAILED):
             return self.summary(snapshot)  # a retry of a snapshot already applied: its outcome
         if len(snapshot.entries) > snapshots.SYNC_LIMIT:

@@ -32,7 +32,15 @@ from .appointments import (
     appointment_reschedule,
     appointment_set_status,
 )
-from .emr_slots import EmrSlot, EmrSlotMove, emr_slots_create, emr_slots_update, emr_slots_withdraw
+from .emr_slots import (
+    EmrRearrangement,
+    EmrSlot,
+    EmrSlotMove,
+    emr_slots_create,
+    emr_slots_rearrange,
+    emr_slots_update,
+    emr_slots_withdraw,
+)
 from .holds import (
     Hold,
     slot_hold,
@@ -63,6 +71,7 @@ from .slots import (
 
 __all__ = [
     "CANCELLABLE_STATUSES",
+    "EmrRearrangement",
     "EmrSlot",
     "EmrSlotMove",
     "Hold",
@@ -75,6 +84,7 @@ __all__ = [
     "appointment_reschedule",
     "appointment_set_status",
     "emr_slots_create",
+    "emr_slots_rearrange",
     "emr_slots_update",
     "emr_slots_withdraw",
     "local_to_utc",

@@ -59,7 +59,8 @@ class FhirJSONParser(parsers.BaseParser):
             data = json.loads(raw)
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-        if _NUL_ESCAPE.search(raw):
+        # The substring test first (memchr speed): the regex alone scans a 4 MB snapshot in 90 ms.
+        if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
             raise exceptions.ParseError("A string of the body contains a NUL character (\\u0000).")
         if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
             raise exceptions.ParseError(

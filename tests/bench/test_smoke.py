@@ -129,6 +129,9 @@ def test_snapshot_reconciliation_and_webhooks_run_through_a_real_worker(bench_ru
     assert changed["counts"]["updated"] > 0 and changed["refused"] == 0
     assert sync["feed"]["webhooks_missing"] == 0 and sync["feed"]["booking_to_webhook"]["n"] == 3
     assert sync["celery_worker_peak_rss_mib"]["worker_processes"]
+    raw = sync["raw_sql_baseline"]
+    assert raw["slots"] == 300 and raw["seconds"] > 0
+    assert sync["ratio_to_raw_sql"]["end_to_end"] > 0 and sync["ratio_to_raw_sql"]["reconcile_only"] > 0
 
 
 def test_citizen_journeys_under_locust_book_and_never_double_book(bench_run):

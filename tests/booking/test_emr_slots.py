@@ -12,6 +12,7 @@ from booking.services import (
     EmrSlotMove,
     appointment_book,
     emr_slots_create,
+    emr_slots_rearrange,
     emr_slots_update,
     emr_slots_withdraw,
     slot_hold,
@@ -190,3 +191,56 @@ def test_a_malformed_move_changes_nothing():
             role=role, moves=[_move(slots["A"], 120), _move(slots["B"], 135, reasons=["no_such_reason"])]
         )
     assert set(Slot.objects.filter(role=role).values_list("version", flat=True)) == {1}
+
+
+def test_a_rotation_of_times_is_made_at_once_with_one_bump_and_one_event_each():
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    slots = _made(role, spec("A", 0), spec("B", 15), spec("C", 30))
+    slot_hold(slot_id=slots["A"].pk, citizen=CitizenFactory())
+    done = emr_slots_rearrange(
+        role=role, moves=[_move(slots["A"], 15), _move(slots["B"], 30), _move(slots["C"], 0)]
+    )
+    assert sorted(done.changed) == sorted(s.pk for s in slots.values())
+    assert done.withdrawn == [] and done.stale == []
+    after = {s.external_id: s for s in Slot.objects.filter(role=role)}
+    assert {k: (s.start, s.status, s.version) for k, s in after.items()} == {
+        "A": (_base() + timedelta(minutes=15), "free", 2),
+        "B": (_base() + timedelta(minutes=30), "free", 2),
+        "C": (_base(), "free", 2),
+    }
+    assert (after["A"].holder_id, after["A"].hold_token) == (None, "")
+    events = OutboxEvent.objects.filter(slot__role=role, kind__in=["slot.updated", "slot.withdrawn"])
+    assert sorted((e.slot_id, e.kind, e.payload["version"]) for e in events) == sorted(
+        (s.pk, "slot.updated", 2) for s in slots.values()
+    )
+
+
+def test_a_rearrangement_never_moves_a_slot_booked_since_it_was_read_and_withdraws_a_move_onto_it():
+    # The versions were read before a citizen booked A: A is handed back untouched (the caller
+    # records the conflict); B's new time is A's, held by the booking that stays: B is withdrawn
+    # (one event), never left on offer at a time the EMR no longer gives it; C moves elsewhere.
+    role = RoleFactory(clinic=ClinicFactory(emr_product="ClinIQ"))
+    elsewhere = RoleFactory(practitioner=role.practitioner)
+    SlotFactory(role=elsewhere, start=_base() + timedelta(minutes=300), end=_base() + timedelta(minutes=315))
+    slots = _made(role, spec("A", 0), spec("B", 15), spec("C", 30), spec("D", 45))
+    moves = [_move(slots["A"], 15), _move(slots["B"], 0), _move(slots["C"], 45), _move(slots["D"], 300)]
+    appointment_book(
+        slot_id=slots["A"].pk, citizen=CitizenFactory(), reason=Reason.FOLLOW_UP, channel="agenda"
+    )
+    done = emr_slots_rearrange(role=role, moves=moves)
+    assert [m.slot_id for m in done.stale] == [slots["A"].pk]
+    assert sorted(m.slot_id for m in done.withdrawn) == sorted([slots["B"].pk, slots["D"].pk])
+    assert done.changed == [slots["C"].pk]
+    after = {s.external_id: s for s in Slot.objects.filter(role=role)}
+    assert (after["A"].start, after["A"].status, after["A"].version) == (_base(), "booked", 2)
+    assert (after["B"].status, after["B"].version) == ("cancelled", 2)
+    assert (after["C"].start, after["C"].status) == (_base() + timedelta(minutes=45), "free")
+    assert (after["D"].status, after["D"].start) == ("cancelled", _base() + timedelta(minutes=45))
+    events = OutboxEvent.objects.filter(slot__role=role, kind__in=["slot.updated", "slot.withdrawn"])
+    assert sorted((e.slot_id, e.kind) for e in events) == sorted(
+        [
+            (slots["B"].pk, "slot.withdrawn"),
+            (slots["D"].pk, "slot.withdrawn"),
+            (slots["C"].pk, "slot.updated"),
+        ]
+    )

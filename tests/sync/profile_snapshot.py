@@ -8,10 +8,12 @@ copy that version's ``sync/snapshots.py`` to ``sync/_old_snapshots.py`` (not com
     DATABASE_URL=... REDIS_URL=... .venv/bin/python -m pytest tests/sync/profile_snapshot.py -s -q
 
 Environment: ``N`` (slots, 10000), ``ONLY`` (old or new), ``PROF`` (``new:10pct``: a cProfile of that
-reconciliation), ``QUERIES`` (the slowest statements of each reconciliation).
+reconciliation), ``QUERIES`` (the slowest statements of each reconciliation), ``NOGC`` (Python's cyclic
+garbage collector off for the whole run, to see what it costs).
 """
 
 import cProfile
+import gc
 import importlib
 import importlib.util
 import json
@@ -115,6 +117,8 @@ def run(module, persona, snapshot_body, profile=None):
 
 
 def test_profile(persona_a, persona_b):
+    if os.environ.get("NOGC"):  # to see what the cyclic garbage collector costs
+        gc.disable()
     base = (timezone.now() + timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
     days = -(-N // 40)
     impls = [("new", new, persona_b)]

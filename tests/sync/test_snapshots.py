@@ -275,24 +275,97 @@ def test_two_free_slots_swapping_places_are_both_moved(fhir_a, persona_a):
     assert counts(response)["updated"] == 2, response.json()
 
 
-def test_two_free_slots_trading_places_exactly_one_moves_and_the_other_is_withdrawn(fhir_a, persona_a):
-    # A true swap is a cycle: neither can move first. The service never keeps offering a time the
-    # EMR no longer has: one is withdrawn (and reported), the other moves into the freed time.
+def _events_since(pk, role):
+    """The slot events written after outbox event ``pk`` for ``role``: [(identifier, kind, version)]."""
+    return sorted(
+        (e.slot.external_id, e.kind, e.payload["version"])
+        for e in OutboxEvent.objects.filter(pk__gt=pk, slot__role=role).select_related("slot")
+    )
+
+
+def _last_event():
+    return OutboxEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param({"A": 0, "B": 2, "C": 6}, {"A": 2, "B": 0, "C": 6}, id="swap of two"),
+        pytest.param({"A": 0, "B": 1, "C": 6}, {"A": 1, "B": 0, "C": 6}, id="swap of two, adjacent"),
+        pytest.param(
+            {"A": 0, "B": 2, "C": 4, "D": 6}, {"A": 2, "B": 4, "C": 0, "D": 6}, id="rotation of three"
+        ),
+        pytest.param(
+            {"A": 0, "B": 2, "C": 4, "D": 6}, {"A": 1, "B": 3, "C": 0, "D": 6}, id="rotation, shifted times"
+        ),
+    ],
+)
+def test_free_slots_trading_times_all_move_once(fhir_a, persona_a, first, second):
+    # Slots trading times form a cycle of moves that no order of single moves can make (the
+    # practitioner's overlap constraint refuses the first one): all are moved, each with one
+    # version bump and one outbox event; the unchanged one (D or C) is not touched.
     role = persona_a.role
-    first = [entry(persona_a, "A", 0, minutes=60), entry(persona_a, "B", 2, minutes=60)]
+
+    def agenda(positions):
+        return [entry(persona_a, ident, pos, minutes=30) for ident, pos in positions.items()]
+
+    assert post(fhir_a, role, snapshot_body(1, agenda(first))).status_code == 200
+    mark = _last_event()
+    response = post(fhir_a, role, snapshot_body(2, agenda(second)))
+    assert response.status_code == 200, response.json()
+    moved = {ident for ident in second if second[ident] != first[ident]}
+    assert counts(response) == {
+        "created": 0,
+        "updated": len(moved),
+        "withdrawn": 0,
+        "unchanged": len(second) - len(moved),
+        "conflicts": 0,
+        "kept": 0,
+        "refused": 0,
+    }
+    assert emr_slots(role) == {
+        ident: (_base() + timedelta(minutes=30 * pos), "free", 2 if ident in moved else 1)
+        for ident, pos in second.items()
+    }
+    assert _events_since(mark, role) == sorted((ident, "slot.updated", 2) for ident in moved)
+    # The same agenda again: nothing.
+    again = post(fhir_a, role, snapshot_body(3, agenda(second)))
+    assert counts(again)["unchanged"] == len(second) and _events_since(mark, role) == sorted(
+        (ident, "slot.updated", 2) for ident in moved
+    )
+
+
+def test_a_swap_with_a_booked_slot_keeps_the_booking_and_reports_the_free_one(fhir_a, persona_a):
+    # A is booked, B free; the EMR swaps them. A keeps the citizen's time (conflict); B's new time
+    # is A's, held by the kept booking: B is not left on offer at a time the EMR no longer gives
+    # it, it is withdrawn and its entry refused (as for any move onto a kept booking's time).
+    role = persona_a.role
+    first = [entry(persona_a, "A", 0, minutes=30), entry(persona_a, "B", 2, minutes=30)]
     assert post(fhir_a, role, snapshot_body(1, first)).status_code == 200
-    swapped = [entry(persona_a, "A", 2, minutes=60), entry(persona_a, "B", 0, minutes=60)]
+    appointment = book(Slot.objects.get(role=role, external_id="A"))
+    booked_version = Slot.objects.get(role=role, external_id="A").version
+    mark = _last_event()
+    swapped = [entry(persona_a, "A", 2, minutes=30), entry(persona_a, "B", 0, minutes=30)]
     response = post(fhir_a, role, snapshot_body(2, swapped))
     assert response.status_code == 200, response.json()
-    assert (counts(response)["updated"], counts(response)["withdrawn"], counts(response)["refused"]) == (
-        1,
-        1,
-        1,
-    )
-    moved = Slot.objects.get(role=role, status=Slot.Status.FREE)  # exactly one left on offer
-    wanted = {e["identifier"][0]["value"]: e["start"] for e in swapped}
-    assert _z(moved.start) == wanted[moved.external_id]
-    assert Slot.objects.filter(role=role, status=Slot.Status.CANCELLED).count() == 1
+    assert counts(response) == {
+        "created": 0,
+        "updated": 0,
+        "withdrawn": 1,
+        "unchanged": 0,
+        "conflicts": 1,
+        "kept": 1,
+        "refused": 1,
+    }
+    refusal = next(p for p in response.json()["parameter"] if p["name"] == "refusal")
+    assert refusal["part"][0]["valueString"] == "B" and "kept booking" in refusal["part"][1]["valueString"]
+    a = Slot.objects.get(role=role, external_id="A")
+    assert (a.start, a.status, a.version) == (_base(), "booked", booked_version)
+    assert Appointment.objects.get(pk=appointment.pk).status in OCCUPYING_STATUSES
+    conflict = SyncConflict.objects.get()
+    assert (conflict.slot_id, conflict.kind) == (a.pk, "booked_slot_changed")
+    assert Slot.objects.get(role=role, external_id="B").status == Slot.Status.CANCELLED
+    assert _events_since(mark, role) == [("B", "slot.withdrawn", 2)]
 
 
 @pytest.mark.parametrize(
@@ -420,6 +493,8 @@ agendas = st.lists(
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("snapshot"), agendas),
+        # The last agenda with its slots trading times (swaps, rotations), as an EMR reorders a day.
+        st.tuples(st.just("permute"), st.permutations(range(5))),
         st.tuples(st.just("retry"), st.none()),
         st.tuples(st.just("book"), st.integers(0, 10)),
     ),
@@ -438,13 +513,22 @@ def test_property_the_last_accepted_snapshot_wins_and_no_booking_is_dropped(fhir
     last_body = None
     last_agenda: list[tuple[str, int]] | None = None
     last_refused: set[str] = set()
-    traded: set[str] = set()
     booked: dict[int, int] = {}  # appointment id -> slot id
     for action, arg in steps:
+        if action == "permute":
+            if not last_agenda:
+                continue
+            order = [k for k in arg if k < len(last_agenda)]
+            action, arg = (
+                "snapshot",
+                [(ident, last_agenda[k][1]) for (ident, _pos), k in zip(last_agenda, order, strict=True)],
+            )
         if action == "snapshot":
             generation += 1
             slots = [entry(persona_a, prefix + ident, pos, role=role, base=base) for ident, pos in arg]
             body = snapshot_body(generation, slots, base=base)
+            before = {s.external_id: (s.start, s.status, s.version) for s in Slot.objects.filter(role=role)}
+            mark = _last_event()
             response = post(fhir_a, role, body)
             if response.status_code == 422:
                 assert "withdrawn" in diagnostics(response)
@@ -457,9 +541,15 @@ def test_property_the_last_accepted_snapshot_wins_and_no_booking_is_dropped(fhir
                 if part["name"] == "refusal"
             }
             last_refused = set(refusals)
-            # Free slots trading places (a cycle of moves): one is withdrawn and its entry refused
-            # (test_two_free_slots_trading_places_exactly_one_moves_and_the_other_is_withdrawn).
-            traded = {ident for ident, reason in refusals.items() if "traded places" in reason}
+            # Each change exactly one event; a slot that did not change keeps its version.
+            done = counts(response)
+            events = list(
+                OutboxEvent.objects.filter(pk__gt=mark, slot__role=role).values_list("slot_id", flat=True)
+            )
+            assert len(events) == len(set(events)) == done["created"] + done["updated"] + done["withdrawn"]
+            for slot in Slot.objects.filter(role=role):
+                if slot.external_id in before and slot.pk not in events:
+                    assert (slot.start, slot.status, slot.version) == before[slot.external_id]
         elif action == "retry" and last_body is not None:
             assert post(fhir_a, role, last_body).status_code == 200
         elif action == "book":
@@ -486,9 +576,8 @@ def test_property_the_last_accepted_snapshot_wins_and_no_booking_is_dropped(fhir
     }
     free = set(Slot.objects.filter(role=role, status=Slot.Status.FREE).values_list("external_id", "start"))
     assert free == expected
-    for ident in traded:  # withdrawn: never on offer at a time the EMR no longer has
-        assert Slot.objects.get(role=role, external_id=ident).status == Slot.Status.CANCELLED
-    for ident in last_refused - traded:  # any other refusal is only ever a kept booking's time
+    for ident in last_refused:  # only ever a kept booking's time; never on offer elsewhere
+        assert not Slot.objects.filter(role=role, external_id=ident, status=Slot.Status.FREE).exists()
         assert any(
             Slot.objects.filter(
                 role=role, status=Slot.Status.BOOKED, start=base + timedelta(minutes=30 * pos)
@@ -525,3 +614,25 @@ def test_a_snapshot_that_never_finishes_is_failed_instead_of_coming_back_forever
     second = AgendaSnapshot.objects.get(generation=2)
     assert tasks.snapshot_reconcile.run(second.pk) == "done"
     assert Slot.objects.count() == 201
+
+
+def test_the_digest_is_the_one_of_earlier_versions(persona_a):
+    """A retry sent across a deployment is still recognised: the digest is computed over the text
+    stored for the worker, byte for byte the JSON of earlier versions' formula."""
+    import hashlib
+
+    base = _base()
+    slots = [entry(persona_a, f"E{i}", i) for i in (3, 1, 2)]
+    data = snapshots.snapshot_input(
+        snapshot_body(1, slots, base=base), role=persona_a.role, clinic_ids=[persona_a.clinic.pk]
+    )
+    content = {
+        "start": data.window_start.isoformat(),
+        "end": data.window_end.isoformat(),
+        "entries": sorted(
+            ({k: v for k, v in e.items() if k != "index"} for e in data.entries),
+            key=lambda e: e["identifier"],
+        ),
+    }
+    assert data.digest == hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    assert json.loads(data.stored) == content["entries"]
