@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import JSONField
+from django.db.models import JSONField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -243,13 +243,20 @@ def _store_problems(role: PractitionerRole, entries: list[dict[str, Any]]) -> li
     """Identifiers the store cannot take: a withdrawn slot's, or a slot of another schedule's."""
     by_identifier = {e["identifier"]: e for e in entries}
     problems = []
-    with connection.cursor() as cursor:  # an array parameter, not an IN list (see _STORE_ROWS)
-        cursor.execute(
-            "SELECT external_id, role_id, status FROM booking_slot"
-            " WHERE clinic_id = %s AND external_id <> '' AND external_id = ANY(%s::text[])",
-            [role.clinic_id, list(by_identifier)],
+    if connection.vendor != "postgresql":  # the SQLite demo (make run): no array parameters
+        rows = list(
+            Slot.objects.filter(clinic_id=role.clinic_id, external_id__in=list(by_identifier))
+            .exclude(external_id="")
+            .values_list("external_id", "role_id", "status")
         )
-        rows = cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:  # an array parameter, not an IN list (see _STORE_ROWS)
+            cursor.execute(
+                "SELECT external_id, role_id, status FROM booking_slot"
+                " WHERE clinic_id = %s AND external_id <> '' AND external_id = ANY(%s::text[])",
+                [role.clinic_id, list(by_identifier)],
+            )
+            rows = cursor.fetchall()
     for external_id, role_id, status in rows:
         entry = by_identifier[external_id]
         label = f"slot[{entry['index']}] ({external_id!r})"
@@ -400,25 +407,68 @@ _STORE_ROWS = """
 """
 
 
+def _store_rows_portable(
+    role: PractitionerRole, snapshot: AgendaSnapshot, identifiers: Collection[str]
+) -> list[_Known]:
+    """_STORE_ROWS through the ORM, for the SQLite demo (``make run``): same rows, same order."""
+    listed = Q(external_id__in=list(identifiers)) & ~Q(external_id="")
+    window = Q(
+        role_id=role.pk,
+        source=Slot.Source.EMR,
+        start__gte=snapshot.window_start,
+        start__lt=snapshot.window_end,
+    ) & ~Q(status=Slot.Status.CANCELLED)
+    rows = Slot.objects.filter(listed | window, clinic_id=role.clinic_id).order_by("start", "id")
+    return [
+        _Known(
+            s.pk,
+            s.external_id,
+            s.role_id,
+            s.status,
+            s.version,
+            _micros(s.start),
+            _micros(s.end),
+            s.reasons,
+            s.audience,
+            s.modality,
+        )
+        for s in rows.only(
+            "id",
+            "external_id",
+            "role_id",
+            "status",
+            "version",
+            "start",
+            "end",
+            "reasons",
+            "audience",
+            "modality",
+        )
+    ]
+
+
 def _store(
     role: PractitionerRole, snapshot: AgendaSnapshot, identifiers: Collection[str]
 ) -> tuple[dict[str, _Known], list[_Known]]:
     """(the store's slots by the snapshot's identifiers, the role's live EMR slots of the window that
     the snapshot no longer lists, by start)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _STORE_ROWS,
-            [
-                role.clinic_id,
-                list(identifiers),
-                role.pk,
-                Slot.Source.EMR.value,
-                snapshot.window_start,
-                snapshot.window_end,
-                Slot.Status.CANCELLED.value,
-            ],
-        )
-        rows = [_Known(*row) for row in cursor.fetchall()]
+    if connection.vendor != "postgresql":
+        rows = _store_rows_portable(role, snapshot, identifiers)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _STORE_ROWS,
+                [
+                    role.clinic_id,
+                    list(identifiers),
+                    role.pk,
+                    Slot.Source.EMR.value,
+                    snapshot.window_start,
+                    snapshot.window_end,
+                    Slot.Status.CANCELLED.value,
+                ],
+            )
+            rows = [_Known(*row) for row in cursor.fetchall()]
     known: dict[str, _Known] = {}
     gone: list[_Known] = []
     for row in rows:

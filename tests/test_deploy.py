@@ -1,6 +1,7 @@
 """Production settings: `manage.py check --deploy` is clean with the production variables set, and
 the settings refuse to start without a secret key."""
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,66 @@ def test_the_demo_database_migrates_and_seeds_on_sqlite(tmp_path):
     seeded = _run("seed_demo", "--clinics", "2", "--days", "2", "--seed", "1", env=demo)
     assert seeded.returncode == 0, seeded.stderr[-2000:]
     assert "Demo data: 2 clinics" in seeded.stdout
+
+
+_DEMO_SNAPSHOT = """
+import json
+from datetime import UTC, datetime, timedelta
+from clinics.models import PractitionerRole
+from sync.models import EmrClient
+from sync import snapshots
+role = PractitionerRole.objects.order_by("pk").first()
+from oauth2_provider.models import Application
+from sync.models import EmrProduct
+app = Application.objects.create(
+    name="demo EMR", client_type="confidential", authorization_grant_type="client-credentials"
+)
+product = EmrProduct.objects.create(vendor="Demo", name="Demo EMR")
+EMR = EmrClient.objects.create(product=product, application=app, name="demo EMR", scopes="system/Slot.write")
+system = f"https://rdv-sante.quebec/fhir/sid/clinic/{role.clinic_id}/slot"
+day = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=20)
+def z(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+def body(generation, order):
+    slots = []
+    for ident, k in zip(("A", "B", "C"), order):
+        start = day + timedelta(minutes=30 * k)
+        slots.append({"name": "slot", "resource": {
+            "resourceType": "Slot", "schedule": {"reference": f"Schedule/{role.pk}"}, "status": "free",
+            "start": z(start), "end": z(start + timedelta(minutes=15)),
+            "serviceType": [{"coding": [{"system": "https://rdv-sante.quebec/fhir/CodeSystem/reason",
+                                         "code": "follow_up"}]}],
+            "identifier": [{"system": system, "value": ident}]}})
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueInstant": z(day - timedelta(hours=1))},
+        {"name": "end", "valueInstant": z(day + timedelta(hours=3))},
+        {"name": "generation", "valueInteger": generation}] + slots}
+reports = []
+for generation, order in ((1, (0, 1, 2)), (2, (1, 0, 2))):  # then A and B trade times
+    data = snapshots.snapshot_input(body(generation, order), role=role, clinic_ids=[role.clinic_id])
+    snapshot, _retry = snapshots.snapshot_accept(emr_client=EMR, data=data)
+    done = snapshots.snapshot_reconcile(snapshot.pk)
+    reports.append(done.counts)
+from booking.models import Slot
+print(json.dumps({"reports": reports, "slots": sorted(
+    (s.external_id, (s.start - day).seconds // 60, s.status)
+    for s in Slot.objects.filter(role=role, external_id__in=["A", "B", "C"]))}, default=str))
+"""
+
+
+def test_the_demo_reconciles_an_agenda_snapshot_on_sqlite(tmp_path):
+    """The snapshot's store reads and the moves of slots trading times have a SQLite path, so that
+    the curl examples of docs/sync-api.md work against `make run`."""
+    demo = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    assert _run("migrate", "--no-input", "-v", "0", env=demo).returncode == 0
+    assert _run("seed_demo", "--clinics", "2", "--days", "2", "--seed", "1", env=demo).returncode == 0
+    result = _run("shell", "-c", _DEMO_SNAPSHOT, env=demo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    first, swapped = shown["reports"]
+    assert (first["created"], swapped["updated"], swapped["withdrawn"], swapped["unchanged"]) == (3, 2, 0, 1)
+    assert shown["slots"] == [["A", 30, "free"], ["B", 0, "free"], ["C", 60, "free"]]

@@ -438,9 +438,9 @@ def emr_slots_rearrange(
             audience=spec.audience,
             modality=spec.modality,
         )
-    if connection.vendor != "postgresql":
-        return EmrRearrangement([], [], list(moves))  # the SQLite demo: one by one
     now = now or timezone.now()
+    if connection.vendor != "postgresql":
+        return _rearrange_portable(role=role, moves=moves, now=now)
     try:
         with transaction.atomic():
             _lock_timeout()
@@ -511,3 +511,58 @@ def emr_slots_rearrange(
             raise errors.PractitionerOverlap from exc
         raise
     return EmrRearrangement(sorted(changed), blocked, stale)
+
+
+def _rearrange_portable(
+    *, role: PractitionerRole, moves: list[EmrSlotMove], now: datetime
+) -> EmrRearrangement:
+    """``emr_slots_rearrange`` on the SQLite demo (``make run``): the same checks and results, written
+    through the ORM. SQLite has no exclusion constraint to step around and one writer at a time, so
+    each move is written in turn once every check has passed."""
+    with transaction.atomic():
+        current = {
+            pk: (version, status, role_id)
+            for pk, version, status, role_id in Slot.objects.select_for_update()
+            .filter(pk__in=[m.slot_id for m in moves])
+            .values_list("pk", "version", "status", "role_id")
+        }
+        valid = [m for m in moves if current.get(m.slot_id) == (m.version, Slot.Status.FREE, role.pk)]
+        stale = [m for m in moves if m not in valid]
+        if not valid:
+            return EmrRearrangement([], [], stale)
+        staying = list(
+            Slot.objects.filter(
+                practitioner_id=role.practitioner_id,
+                start__lt=max(m.spec.end for m in valid),
+                end__gt=min(m.spec.start for m in valid),
+            )
+            .exclude(status=Slot.Status.CANCELLED)
+            .exclude(pk__in=[m.slot_id for m in valid])
+            .values_list("start", "end")
+        )
+        blocked = [m for m in valid if any(a < m.spec.end and b > m.spec.start for a, b in staying)]
+        place = [m for m in valid if m not in blocked]
+        released = {"holder": None, "hold_expires": None, "hold_token": "", "updated_at": now}
+        for move in blocked:
+            Slot.objects.filter(pk=move.slot_id).update(
+                status=Slot.Status.CANCELLED, version=F("version") + 1, **released
+            )
+        for move in place:
+            Slot.objects.filter(pk=move.slot_id).update(
+                start=move.spec.start,
+                end=move.spec.end,
+                reasons=reasons_to_mask(move.spec.reasons),
+                audience=move.spec.audience,
+                modality=move.spec.modality,
+                version=F("version") + 1,
+                **released,
+            )
+        versions = dict(Slot.objects.filter(pk__in=[m.slot_id for m in valid]).values_list("pk", "version"))
+        for kind, done in (("slot.withdrawn", blocked), ("slot.updated", place)):
+            _outbox_bulk(
+                kind=kind,
+                clinic_id=role.clinic_id,
+                versions=sorted((m.slot_id, versions[m.slot_id]) for m in done),
+                channel=Slot.Source.EMR.value,
+            )
+    return EmrRearrangement(sorted(m.slot_id for m in place), blocked, stale)
