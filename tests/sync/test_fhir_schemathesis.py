@@ -18,7 +18,7 @@ from booking.models import Appointment, Slot
 from booking.services import appointment_book
 from config.wsgi import application
 from sync import webhooks
-from sync.models import AgendaSnapshot, EmrClient
+from sync.models import AgendaSnapshot, EmrClient, SyncConflict
 from tests.factories import CitizenFactory, SlotFactory
 
 from .conftest import FHIR, get_token
@@ -27,8 +27,9 @@ EXAMPLES = 15
 schema = schemathesis.openapi.from_wsgi(f"{FHIR}openapi.json", application)
 
 # Described since issue 3: Bundles, the feed, webhooks, snapshots, Patient lookup, the conditional
-# upsert, POST _search and the public JSON documents. Fuzzed on their own, with fewer cases each and
-# the state they need (a subscription, a snapshot, numbered feed events).
+# upsert, POST _search and the public JSON documents; with $resolve, which needs a conflict to reach.
+# Fuzzed on their own, with fewer cases each and the state they need (a subscription, a snapshot, a
+# conflict, numbered feed events).
 OPERATIONS = [
     "bundle",
     "feed",
@@ -39,6 +40,7 @@ OPERATIONS = [
     "updateSubscription",
     "deleteSubscription",
     "rotateSubscriptionSecret",
+    "resolveTask",
     "snapshotSchedule",
     "snapshotStatus",
     "searchPatient",
@@ -119,7 +121,7 @@ def test_the_openapi_description_agrees_with_the_capability_statement(client, db
 
 @pytest.fixture
 def operations_state(token, persona_a, settings):
-    """``token``'s clinic, plus a subscription and a snapshot of its own, and a feed to read."""
+    """``token``'s clinic, plus a subscription, a snapshot and a conflict (Task), and a feed to read."""
     settings.SYNC_FEED_MIN_INTERVAL_SECONDS = 0  # the polling budget would answer 429 to most cases
     settings.SYNC_FEED_RELAY_INLINE = True  # number the booking's events: the feed has entries
     client = EmrClient.objects.get(application__client_id=persona_a.client_id)
@@ -136,7 +138,20 @@ def operations_state(token, persona_a, settings):
         status=AgendaSnapshot.Status.DONE,
         digest="0" * 64,
     )
-    ids = {"Subscription": subscription.pk, "Schedule": persona_a.role.pk, "snapshot": snapshot.pk}
+    booked = Slot.objects.get(role=persona_a.role, external_id="A-9")
+    conflict = SyncConflict.objects.create(
+        clinic=persona_a.clinic,
+        slot=booked,
+        appointment=Appointment.objects.get(slot=booked),
+        kind=SyncConflict.Kind.BOOKED_SLOT_REMOVED,
+        snapshot=snapshot,
+    )
+    ids = {
+        "Subscription": subscription.pk,
+        "Schedule": persona_a.role.pk,
+        "snapshot": snapshot.pk,
+        "Task": conflict.pk,
+    }
     return token, {name: str(pk) for name, pk in ids.items()}
 
 
