@@ -61,6 +61,8 @@ def _entry(index: int, raw: Any, base_url: str) -> Entry:
         raise FhirError(400, "structure", f"{label}: each entry needs a request (method and url).")
     request = raw["request"]
     method, url = request.get("method"), request.get("url")
+    if not isinstance(method, str):
+        raise FhirError(400, "required", f"{label}: request.method is required (POST, PUT or DELETE).")
     if not isinstance(url, str) or not url:
         raise FhirError(400, "required", f"{label}: request.url is required.")
     if url.startswith(base_url):

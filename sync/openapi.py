@@ -4,9 +4,13 @@ Built from ``sync.fhir.search.RESOURCES`` (like the CapabilityStatement) so that
 search parameter the server refuses, or miss one it applies; kept apart from the citizen API's
 ``/api/schema/`` (docs/sync-api.md says why). FHIR's own description stays the CapabilityStatement
 (``GET metadata``); this one exists for generic HTTP tooling and for schemathesis
-(tests/sync/test_fhir_schemathesis.py). Described: search, read, the Slot and Appointment writes and
-``metadata``. Not (yet) described: Bundles, ``$feed``, ``_history``, Subscription, ``$snapshot`` and
-Patient lookup.
+(tests/sync/test_fhir_schemathesis.py). Described: every route of ``sync.urls`` that does something
+(search by GET and POST ``_search``, read, the Slot and Appointment writes, transaction and batch
+Bundles, ``$feed`` and ``Appointment/_history``, Subscription and ``$rotate-secret``, ``$snapshot`` and
+its status, ``Task/{id}/$resolve``, Patient lookup, the vocabularies, ``metadata``, the SMART
+configuration and this document). Left out: the routes that only refuse (``GET [type]/_search``,
+``GET Patient``) and the catch-all 404. tests/sync/test_openapi_routes.py compares the described
+operations with the routes and with the CapabilityStatement.
 """
 
 from typing import Any
@@ -17,8 +21,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import views
+from .feed_views import MAX_COUNT as FEED_MAX_COUNT
 from .fhir.renderers import FHIR_JSON, PlainJSONRenderer
+from .fhir.resources import NAM_SYSTEM
 from .fhir.search import CONTROL_PARAMS, RESOURCES, ResourceType
+from .slot_ops import BUNDLE_MAX_ENTRIES
+from .webhook_views import REQUIRED_SCOPE as SUBSCRIPTION_SCOPE
 
 SCHEME = "emrClientCredentials"
 
@@ -32,7 +40,8 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {FHIR_JSON: {"schema": schema}}
+    """FHIR JSON, and plain JSON (the same body) for a client that asks for it (docs/sync-api.md)."""
+    return {FHIR_JSON: {"schema": schema}, "application/json": {"schema": schema}}
 
 
 def _resource_schema(resource_type: str) -> dict[str, Any]:
@@ -143,7 +152,191 @@ SCHEMAS: dict[str, Any] = {
         },
     },
 }
-for _name in {r.name for r in RESOURCES.values()} | set(TERMINOLOGY) | {"Parameters"}:
+_PARAMETER = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}},
+    "additionalProperties": True,
+}
+_ENTRY_RESPONSE = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}, "outcome": _ref("OperationOutcome")},
+}
+SCHEMAS.update(
+    {
+        # What the operations answer.
+        "HistoryBundle": {
+            "type": "object",
+            "required": ["resourceType", "type", "link", "entry"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Bundle"]},
+                "type": {"type": "string", "enum": ["history"]},
+                "link": {"type": "array", "items": {"type": "object", "required": ["relation", "url"]}},
+                "entry": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["request", "response"],
+                        "properties": {"resource": _ref("Resource"), "response": _ENTRY_RESPONSE},
+                    },
+                },
+            },
+        },
+        "BundleResponse": {
+            "type": "object",
+            "required": ["resourceType", "type", "entry"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Bundle"]},
+                "type": {"type": "string", "enum": ["transaction-response", "batch-response"]},
+                "entry": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["response"],
+                        "properties": {"resource": _ref("Slot"), "response": _ENTRY_RESPONSE},
+                    },
+                },
+            },
+        },
+        "ParametersOutput": {
+            "type": "object",
+            "required": ["resourceType", "parameter"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Parameters"]},
+                "parameter": {"type": "array", "items": _PARAMETER},
+            },
+        },
+        # What they take.
+        "BundleInput": {
+            "type": "object",
+            "required": ["resourceType", "type"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Bundle"]},
+                "type": {"type": "string", "enum": ["transaction", "batch"]},
+                "entry": {
+                    "type": "array",
+                    "maxItems": BUNDLE_MAX_ENTRIES,
+                    "items": {
+                        "type": "object",
+                        "required": ["request"],
+                        "properties": {
+                            "request": {
+                                "type": "object",
+                                "required": ["method", "url"],
+                                "properties": {
+                                    "method": {"type": "string", "enum": ["POST", "PUT", "DELETE"]},
+                                    "url": {
+                                        "type": "string",
+                                        "description": "Slot, Slot/{id} or Slot?identifier=system|value.",
+                                    },
+                                    "ifMatch": {"type": "string"},
+                                },
+                            },
+                            "resource": _ref("SlotInput"),
+                        },
+                    },
+                },
+            },
+        },
+        "SubscriptionInput": {
+            "type": "object",
+            "required": ["resourceType", "criteria", "channel"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Subscription"]},
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": ["requested", "active", "off"]},
+                "reason": {"type": "string"},
+                "criteria": {"type": "string", "enum": ["Appointment"]},
+                "channel": {
+                    "type": "object",
+                    "required": ["type", "endpoint", "payload"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["rest-hook"]},
+                        "endpoint": {"type": "string", "format": "uri"},
+                        "payload": {"type": "string", "enum": [FHIR_JSON]},
+                    },
+                },
+            },
+        },
+        "RotateSecretInput": {
+            "type": "object",
+            "required": ["resourceType"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Parameters"]},
+                "parameter": {
+                    "type": "array",
+                    "maxItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "valueInteger"],
+                        "properties": {
+                            "name": {"type": "string", "enum": ["overlap-hours"]},
+                            "valueInteger": {"type": "integer", "minimum": 0, "maximum": 720},
+                        },
+                    },
+                },
+            },
+        },
+        "SnapshotInput": {
+            "type": "object",
+            "required": ["resourceType", "parameter"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Parameters"]},
+                "parameter": {
+                    "type": "array",
+                    "description": "start, end (valueInstant), generation (valueInteger) and one slot "
+                    "(resource: a Slot as for POST Slot) per slot of the window.",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "enum": ["start", "end", "generation", "slot"]},
+                            "valueInstant": {"type": "string", "format": "date-time"},
+                            "valueInteger": {"type": "integer", "minimum": 0},
+                            "valueString": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                            "resource": _ref("SlotInput"),
+                        },
+                    },
+                },
+            },
+        },
+        "ResolveInput": {
+            "type": "object",
+            "required": ["resourceType", "parameter"],
+            "properties": {
+                "resourceType": {"type": "string", "enum": ["Parameters"]},
+                "parameter": {
+                    "type": "array",
+                    "description": "resolution (valueCode keep, move or cancel) and, for move only, "
+                    "slot (valueReference Slot/{id}).",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "enum": ["resolution", "slot"]},
+                            "valueCode": {"type": "string", "enum": ["keep", "move", "cancel"]},
+                            "valueReference": _REFERENCE,
+                        },
+                    },
+                },
+            },
+        },
+        "PatientSearchForm": {
+            "type": "object",
+            "required": ["identifier"],
+            "properties": {
+                "identifier": {
+                    "type": "string",
+                    "description": f"{NAM_SYSTEM}|<NAM> (4 letters and 8 digits); in this body, never a URL.",
+                }
+            },
+        },
+    }
+)
+for _name in (
+    {r.name for r in RESOURCES.values()} | set(TERMINOLOGY) | {"Parameters", "Subscription", "Patient"}
+):
     SCHEMAS[_name] = _resource_schema(_name)
 
 ERRORS = {
@@ -209,6 +402,232 @@ def _search_parameters(resource: ResourceType) -> list[dict[str, Any]]:
     return params
 
 
+def _numeric(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    }
+
+
+def _query(
+    name: str, schema: dict[str, Any], description: str = "", *, required: bool = False
+) -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": required, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+_FORMAT = _query("_format", {"type": "string", "enum": ["json", FHIR_JSON]})
+_FEED_COUNT = _query(
+    "_count",
+    {"type": "string", "pattern": "^[0-9]+$"},
+    f"Entries per page: 1 to {FEED_MAX_COUNT}, default 100.",
+)
+_FEED_CURSOR = _query("cursor", {"type": "string", "pattern": "^[0-9]+$"}, "A cursor this server gave.")
+
+
+def _public_json(operation_id: str, summary: str) -> dict[str, Any]:
+    """A public document in plain JSON (not a FHIR resource)."""
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": summary,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    }
+
+
+def _search_post(resource: ResourceType) -> dict[str, Any]:
+    """``POST [type]/_search``: the same parameters as the GET, in a form body."""
+    properties = {p["name"]: p["schema"] for p in _search_parameters(resource) if p["name"] != "_format"}
+    return {
+        "post": {
+            "operationId": f"search{resource.name}Post",
+            "summary": f"Search {resource.name} with the parameters in a form body.",
+            "parameters": [_FORMAT],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": properties}
+                    }
+                },
+            },
+            "security": _security(f"system/{resource.name}.read"),
+            "responses": {
+                "200": {"description": "A searchset Bundle.", "content": _content(_ref("Bundle"))},
+                **ERRORS,
+            },
+        }
+    }
+
+
+def _operation_paths() -> dict[str, Any]:
+    """Bundles, the change feed, webhooks, snapshots and Patient lookup (docs/sync-api.md)."""
+    history = {
+        "description": "A history Bundle, oldest change first.",
+        "content": _content(_ref("HistoryBundle")),
+    }
+    summary = {"description": "The snapshot's counts.", "content": _content(_ref("ParametersOutput"))}
+    accepted = {
+        "description": "Received: poll the status URL in Content-Location.",
+        "headers": {"Content-Location": {"schema": {"type": "string"}}},
+        "content": _content(_ref("ParametersOutput")),
+    }
+    subscription = {"description": "The subscription.", "content": _content(_ref("Subscription"))}
+    sub_security = _security(SUBSCRIPTION_SCOPE)
+    return {
+        "/": {
+            "post": {
+                "operationId": "bundle",
+                "summary": f"A transaction or batch Bundle of Slot writes (at most {BUNDLE_MAX_ENTRIES}).",
+                "requestBody": {"required": True, "content": _content(_ref("BundleInput"))},
+                "security": _security("system/Slot.write"),
+                "responses": {
+                    "200": {
+                        "description": "transaction-response, or batch-response (each entry's own status).",
+                        "content": _content(_ref("BundleResponse")),
+                    },
+                    **ERRORS,
+                    **BUSY,
+                },
+            }
+        },
+        "/$feed": {
+            "get": {
+                "operationId": "feed",
+                "summary": "The change feed after a cursor (no cursor: the current head, no entries).",
+                "parameters": [_FEED_CURSOR, _FEED_COUNT, _FORMAT],
+                "security": _security("system/Appointment.read"),
+                "responses": {"200": history, **ERRORS},
+            }
+        },
+        "/Appointment/_history": {
+            "get": {
+                "operationId": "historyAppointment",
+                "summary": "The appointments changed since an instant; follow the next link (its cursor).",
+                "parameters": [
+                    _query("_since", {"type": "string"}, "An instant with its offset."),
+                    _FEED_CURSOR,
+                    _FEED_COUNT,
+                    _FORMAT,
+                ],
+                "security": _security("system/Appointment.read"),
+                "responses": {"200": history, **ERRORS},
+            }
+        },
+        "/Subscription": {
+            "get": {
+                "operationId": "searchSubscription",
+                "summary": "Your webhook subscriptions.",
+                "parameters": [
+                    _query("status", {"type": "string"}, "requested, active, error, off; comma = or."),
+                    _FORMAT,
+                ],
+                "security": sub_security,
+                "responses": {
+                    "200": {"description": "A searchset Bundle.", "content": _content(_ref("Bundle"))},
+                    **ERRORS,
+                },
+            },
+            "post": {
+                "operationId": "createSubscription",
+                "summary": "Subscribe (rest-hook); the answer carries the signing secret, once.",
+                "requestBody": {"required": True, "content": _content(_ref("SubscriptionInput"))},
+                "security": sub_security,
+                "responses": {
+                    "201": {"description": "Created.", "content": _content(_ref("Subscription"))},
+                    **ERRORS,
+                },
+            },
+        },
+        "/Subscription/{id}": {
+            "get": {
+                "operationId": "readSubscription",
+                "summary": "One of your subscriptions and its delivery state.",
+                "parameters": [_ID],
+                "security": sub_security,
+                "responses": {"200": subscription, **ERRORS},
+            },
+            "put": {
+                "operationId": "updateSubscription",
+                "summary": "Re-activate (requested), stop (off), or change the endpoint or reason.",
+                "parameters": [_ID],
+                "requestBody": {"required": True, "content": _content(_ref("SubscriptionInput"))},
+                "security": sub_security,
+                "responses": {"200": subscription, **ERRORS},
+            },
+            "delete": {
+                "operationId": "deleteSubscription",
+                "summary": "Off (kept for history).",
+                "parameters": [_ID],
+                "security": sub_security,
+                "responses": {"204": {"description": "Off."}, **ERRORS},
+            },
+        },
+        "/Subscription/{id}/$rotate-secret": {
+            "post": {
+                "operationId": "rotateSubscriptionSecret",
+                "summary": "A new signing secret, shown once; the old one also signs during overlap-hours.",
+                "parameters": [_numeric("id")],
+                "requestBody": {"required": False, "content": _content(_ref("RotateSecretInput"))},
+                "security": sub_security,
+                "responses": {"200": subscription, **ERRORS},
+            }
+        },
+        "/Schedule/{id}/$snapshot": {
+            "post": {
+                "operationId": "snapshotSchedule",
+                "summary": "The complete agenda of a schedule over a window, reconciled with ours.",
+                "parameters": [_ID],
+                "requestBody": {"required": True, "content": _content(_ref("SnapshotInput"))},
+                "security": _security("system/Slot.write"),
+                "responses": {"200": summary, "202": accepted, **ERRORS, **BUSY},
+            }
+        },
+        "/Schedule/{id}/$snapshot-status/{snapshot}": {
+            "get": {
+                "operationId": "snapshotStatus",
+                "summary": "A snapshot's state: 202 until done, then 200 with its counts.",
+                "parameters": [_ID, _numeric("snapshot")],
+                "security": _security("system/Slot.read"),
+                "responses": {"200": summary, "202": accepted, **ERRORS},
+            }
+        },
+        "/Patient/_search": {
+            "post": {
+                "operationId": "searchPatient",
+                "summary": "Look a patient up by NAM, in the form body only (never in the URL).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": _ref("PatientSearchForm")}},
+                },
+                "security": _security("system/Patient.read"),
+                "responses": {
+                    "200": {
+                        "description": "A searchset of at most one Patient.",
+                        "content": _content(_ref("Bundle")),
+                    },
+                    **ERRORS,
+                },
+            }
+        },
+        "/.well-known/smart-configuration": _public_json(
+            "smartConfiguration", "The SMART configuration (token endpoint, scopes)."
+        ),
+        "/openapi.json": _public_json("openapi", "This document."),
+    }
+
+
 def _paths() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/metadata": {
@@ -271,6 +690,26 @@ def _paths() -> dict[str, Any]:
                 "security": _security(write),
                 "responses": {"200": _one(resource, "Updated."), **ERRORS, **BUSY},
             }
+            type_path["put"] = {
+                "operationId": "upsertSlot",
+                "summary": "The idempotent upsert by identifier: created (201), updated (200), several: 412.",
+                "parameters": [
+                    _query(
+                        "identifier",
+                        {"type": "string"},
+                        "system|value of the EMR's identifier.",
+                        required=True,
+                    )
+                ],
+                "requestBody": {"required": True, "content": _content(_ref("SlotInput"))},
+                "security": _security(write),
+                "responses": {
+                    "200": _one(resource, "Updated, or unchanged."),
+                    "201": _one(resource, "Created."),
+                    **ERRORS,
+                    **BUSY,
+                },
+            }
             instance_path["delete"] = {
                 "operationId": "withdrawSlot",
                 "summary": "Withdraw a slot (later reads answer 410).",
@@ -304,13 +743,14 @@ def _paths() -> dict[str, Any]:
                 "post": {
                     "operationId": "resolveTask",
                     "summary": "Resolve an agenda conflict: keep, move (with a slot) or cancel.",
-                    "parameters": [_ID],
-                    "requestBody": {"required": True, "content": _content(_ref("Parameters"))},
+                    "parameters": [_numeric("id")],
+                    "requestBody": {"required": True, "content": _content(_ref("ResolveInput"))},
                     "security": _security(write),
                     "responses": {"200": _one(resource, "The resolved Task."), **ERRORS, **BUSY},
                 }
             }
         paths[f"/{name}"] = type_path
+        paths[f"/{name}/_search"] = _search_post(resource)
         paths[f"/{name}/{{id}}"] = instance_path
     for kind in TERMINOLOGY:
         term_params = [
@@ -341,6 +781,7 @@ def _paths() -> dict[str, Any]:
                 },
             }
         }
+    paths.update(_operation_paths())
     return paths
 
 

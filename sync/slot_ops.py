@@ -24,7 +24,11 @@ BUNDLE_MAX_ENTRIES = 500  # entries in one transaction or batch Bundle (sync.bun
 
 
 def slot_row(clinic_ids: Collection[int], pk: int | str) -> Slot:
-    row = slot_queryset(clinic_ids).filter(pk=int(pk)).first() if str(pk).isdigit() else None
+    # isascii: "²" is a digit for isdigit, not for int (a Bundle entry's URL is not checked by a route).
+    text = str(pk)
+    row = (
+        slot_queryset(clinic_ids).filter(pk=int(text)).first() if text.isascii() and text.isdigit() else None
+    )
     if row is None:
         raise FhirError(404, "not-found", f"Slot/{pk} is not known.")
     return row

@@ -55,9 +55,10 @@ def _resolve_input(body: dict[str, Any]) -> tuple[str, int | None]:
     if "slot" in given:
         if resolution != SyncConflict.Resolution.MOVE:
             raise writes.bad("The slot parameter is for a move only.")
-        reference = (given["slot"].get("valueReference") or {}).get("reference")
+        value = given["slot"].get("valueReference")
+        reference = value.get("reference") if isinstance(value, dict) else None
         kind, _, pk = str(reference).partition("/")
-        if kind != "Slot" or not pk.isdigit():
+        if kind != "Slot" or not (pk.isascii() and pk.isdigit()):  # "²" is a digit, not an int
             raise writes.bad("slot must be a valueReference to Slot/{id}.")
         slot_id = int(pk)
     return resolution, slot_id

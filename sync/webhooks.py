@@ -102,7 +102,10 @@ def endpoint_problem(url: str) -> str | None:
     """
     if not isinstance(url, str) or not url or len(url) > 2000 or any(c.isspace() for c in url):
         return "channel.endpoint must be an absolute https URL of at most 2000 characters."
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 host: "https://[::1"
+        return "channel.endpoint is not a valid URL."
     try:
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port

@@ -71,7 +71,10 @@ def _instant(body: dict[str, Any], name: str) -> dt.datetime:
         raise bad(f"{name} is not a valid instant: {value!r}.") from None
     if moment.tzinfo is None:
         raise bad(f"{name} must carry a UTC offset (Z or ±hh:mm): {value!r}.")
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the first representable instant
+        raise bad(f"{name} is out of range: {value!r}.") from None
 
 
 def _codes(concept: Any, system: str, allowed: Collection[str], what: str) -> list[str]:
