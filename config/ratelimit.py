@@ -69,6 +69,11 @@ def _incr_many(windows: list[tuple[str, int]]) -> list[int]:
     return [_incr_one(key, period) for key, period in windows]
 
 
+def _incr(key: str, period: int) -> int:
+    """Count one in the (key, period) window; the new count (booking.challenge counts with it)."""
+    return _incr_many([(key, period)])[0]
+
+
 def _incr_one(key: str, period: int) -> int:
     if cache.add(key, 1, timeout=period + 1):
         return 1
