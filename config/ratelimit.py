@@ -7,13 +7,15 @@ When Redis is unreachable the limits fail open (the request goes through and a w
 Redis holds nothing that cannot be lost, and citizens must keep booking through its outage.
 """
 
+import contextlib
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
@@ -41,46 +43,94 @@ def _window(name: str, ident: str) -> tuple[str, int, int, int]:
     return f"rl:{name}:{digest}:{window_start}", limit, period, max(1, window_start + period - now)
 
 
-def _incr(key: str, period: int, delta: int = 1) -> int:
-    if isinstance(cache, RedisCache):
-        # One round trip (INCRBY, and EXPIRE only when the key has none) instead of add, exists and
-        # incr: three round trips per counted request on the booking path (docs/benchmarks.md).
-        full_key = cache.make_and_validate_key(key)
-        pipe = cache._cache.get_client(full_key, write=True).pipeline(transaction=False)
-        pipe.incrby(full_key, delta)
-        pipe.expire(full_key, period + 1, nx=True)
-        count, _ = pipe.execute()
-        return int(count)
-    if cache.add(key, delta, timeout=period + 1):
-        return delta
+def _redis(backend: RedisCache) -> Any:
+    """The backend's Redis client, made once per backend instance (per thread): Django's
+    ``get_client`` builds a new client, with its table of response callbacks, at every call."""
+    client = getattr(backend, "_ratelimit_client", None)
+    if client is None:
+        client = backend._cache.get_client(write=True)
+        backend._ratelimit_client = client  # type: ignore[attr-defined]
+    return client
+
+
+def _incr_many(windows: list[tuple[str, int]]) -> list[int]:
+    """Count one attempt in each (key, period) window; the new counts, in order."""
+    backend = caches["default"]  # ``cache`` is a proxy: isinstance() must see the backend itself
+    if isinstance(backend, RedisCache):
+        # One round trip for every counter (INCRBY, and EXPIRE only when the key has none) instead
+        # of add, exists and incr for each: the booking path counts two (the address, the citizen).
+        keys = [backend.make_and_validate_key(key) for key, _ in windows]
+        pipe = _redis(backend).pipeline(transaction=False)
+        for full_key, (_, period) in zip(keys, windows, strict=True):
+            pipe.incrby(full_key, 1)
+            pipe.expire(full_key, period + 1, nx=True)
+        replies = pipe.execute()
+        return [int(replies[2 * i]) for i in range(len(windows))]
+    return [_incr_one(key, period) for key, period in windows]
+
+
+def _incr(key: str, period: int) -> int:
+    """Count one in the (key, period) window; the new count (booking.challenge counts with it)."""
+    return _incr_many([(key, period)])[0]
+
+
+def _incr_one(key: str, period: int) -> int:
+    if cache.add(key, 1, timeout=period + 1):
+        return 1
     try:
-        return cache.incr(key, delta)
+        return cache.incr(key, 1)
     except ValueError:  # the key expired between add and incr
-        cache.add(key, delta, timeout=period + 1)
-        return delta
+        cache.add(key, 1, timeout=period + 1)
+        return 1
+
+
+def _hit_all(rules: list[tuple[str, str]]) -> None:
+    """Count one attempt under each (limit name, identifier), in one round trip; raise
+    RateLimited for the first limit passed, as if they were counted one after the other (the
+    ones after it are taken back: they were not reached)."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    rules = [(name, ident) for name, ident in rules if ident]
+    if not rules:
+        return
+    windows = [_window(name, ident) for name, ident in rules]
+    try:
+        counts = _incr_many([(key, period) for key, _limit, period, _retry in windows])
+    except Exception:  # noqa: BLE001 - any cache failure: let the person through
+        logger.warning("rate limit store unavailable; failing open", extra={"limit": rules[0][0]})
+        return
+    for position, ((name, _ident), (_key, limit, _period, retry_after), count) in enumerate(
+        zip(rules, windows, counts, strict=True)
+    ):
+        if count > limit:
+            for later_key, *_ in windows[position + 1 :]:
+                # Expired, or the cache is down: nothing to take back.
+                with contextlib.suppress(Exception):
+                    cache.decr(later_key)
+            metrics.record_rate_limited(name)
+            raise RateLimited(retry_after=retry_after)
 
 
 def hit(name: str, ident: str, *, raise_when_over: bool = True) -> None:
     """Count one attempt for ``ident`` under limit ``name``; raise RateLimited when over."""
     if not settings.RATE_LIMIT_ENABLED or not ident:
         return
-    key, limit, period, retry_after = _window(name, ident)
+    if raise_when_over:
+        _hit_all([(name, ident)])
+        return
+    key, _limit, period, _retry = _window(name, ident)
     try:
-        count = _incr(key, period)
+        _incr_many([(key, period)])
     except Exception:  # noqa: BLE001 - any cache failure: let the person through
         logger.warning("rate limit store unavailable; failing open", extra={"limit": name})
-        return
-    if count > limit and raise_when_over:
-        metrics.record_rate_limited(name)
-        raise RateLimited(retry_after=retry_after)
 
 
 def hit_with_ip(name: str, ident: str, request: HttpRequest) -> None:
     """Count one attempt under ``<name>_ip`` for the client's address, then under ``name`` for
     ``ident`` (the citizen, the account): the address's limit is generous (many people share one
-    address behind a hospital's or a school's NAT) and only slows a single abusive source down."""
-    hit(f"{name}_ip", client_ip(request))
-    hit(name, ident)
+    address behind a hospital's or a school's NAT) and only slows a single abusive source down.
+    Both counters in one round trip; the citizen's is not counted when the address is over."""
+    _hit_all([(f"{name}_ip", client_ip(request)), (name, ident)])
 
 
 def undo(name: str, ident: str) -> None:

@@ -130,6 +130,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The booking's hot statements (booking/services/_hot.py) are prepared once per connection. Set false
+# behind a connection pooler in transaction mode that does not keep prepared statements (PgBouncer
+# before 1.21, or without max_prepared_statements).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg prepares a statement only when asked (execute(prepare=True), the hot path) once a
+    # threshold is set; Django's own cursors bind on the client and never prepare.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 ATOMIC_REQUESTS = False  # never: slow work happens after commit, not inside a request transaction
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -19,6 +19,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from booking.services._hot import model_by_pk
 from citizens.models import Citizen
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ class CitizenTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 _("This access token is not valid."), code="token_invalid"
             ) from exc
-        citizen = Citizen.objects.filter(pk=citizen_token_read(token)).first()
+        # A prepared primary-key read: this runs at every citizen API request.
+        citizen = model_by_pk(Citizen, citizen_token_read(token))
         if citizen is None:
             raise exceptions.AuthenticationFailed(_("This access token is not valid."), code="token_invalid")
         return CitizenPrincipal(citizen=citizen), token

@@ -52,6 +52,7 @@ from .serializers import (
     ErrorSerializer,
     NamedChoiceField,
     SlotSerializer,
+    appointment_data,
     visit_reason_field,
 )
 
@@ -641,7 +642,7 @@ class AppointmentsApi(APIView):
         # see 201; both carry the same appointment.)
         created = appointment.created_at >= started
         return Response(
-            AppointmentSerializer(appointment, context={"caller": citizen}).data,
+            appointment_data(appointment, caller=citizen),  # AppointmentSerializer's shape, written out
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

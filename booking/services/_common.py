@@ -2,22 +2,20 @@
 the outbox and its notification enqueueing, and clinic wall-clock conversion.
 """
 
-import functools
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Field, Model, Q
+from django.db.models import Q
 
 from citizens.models import Citizen
 from citizens.selectors import citizen_care
 
 from .. import errors
 from ..models import (
-    OCCUPYING_STATUSES,
     Appointment,
     Audience,
     OutboxEvent,
@@ -28,7 +26,6 @@ from ..models import (
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-    from clinics.models import Clinic, Practitioner
 
 # Named as before the package split, so that log records keep their logger name.
 logger = logging.getLogger("booking.services")
@@ -108,8 +105,8 @@ def _check_online_rules(
     active_count: int | None = None,
 ) -> None:
     """Invariant 3. ``reason`` None skips the reason check (a hold before the reason is final).
-    ``active_count``: the citizen's active online appointments when the caller read them already
-    (``_get_slot_for_booking``), else they are counted here."""
+    ``active_count``: the citizen's active online appointments when the caller read them already,
+    else they are counted here (``check_limit`` false: the caller checks the limit itself)."""
     # A partner-sandbox clinic takes only its vendor's synthetic citizens, who book nowhere else
     # (docs/vendors.md): to everyone else its slots do not exist.
     if not slot.clinic.is_active or slot.clinic.is_sandbox != citizen.is_synthetic:
@@ -134,109 +131,6 @@ def _get_slot(slot_id: int) -> Slot:
         return Slot.objects.select_related("clinic").get(pk=slot_id)
     except (Slot.DoesNotExist, ValueError, TypeError) as exc:
         raise errors.SlotNotFound from exc
-
-
-@functools.cache
-def _slot_for_booking_sql() -> "tuple[str, list[tuple[type[Model], list[Field[Any, Any]]]]]":
-    """The statement of ``_get_slot_for_booking``, built once per process: the ORM would compile
-    it again at every booking, which was the largest share of the booking's Python time."""
-    from clinics.models import Clinic, Practitioner
-
-    models = [(Slot, "s"), (Clinic, "c"), (Practitioner, "p")]
-    quote = connection.ops.quote_name
-    columns = [
-        f"{alias}.{quote(str(f.column))}" for model, alias in models for f in model._meta.concrete_fields
-    ]
-    appointment = Appointment._meta.db_table
-    sql = (
-        f"SELECT {', '.join(columns)}, "  # noqa: S608 - names from the models
-        f"EXISTS (SELECT 1 FROM {appointment} a WHERE a.citizen_id = %(citizen)s "
-        'AND a.status = ANY(%(occupying)s) AND a.start < s."end" AND a."end" > s.start), '
-        f"(SELECT count(*) FROM {appointment} a WHERE a.citizen_id = %(citizen)s AND %(count)s "
-        "AND a.status = %(booked)s AND a.start > %(now)s AND a.channel = ANY(%(online)s)) "
-        f"FROM {Slot._meta.db_table} s JOIN {Clinic._meta.db_table} c ON c.id = s.clinic_id "
-        f"JOIN {Practitioner._meta.db_table} p ON p.id = s.practitioner_id WHERE s.id = %(slot)s"
-    )
-    return sql, [(model, list(model._meta.concrete_fields)) for model, _ in models]
-
-
-def _get_slot_for_booking(slot_id: int, *, citizen_id: int, now: datetime, count_active: bool) -> Slot:
-    """The slot with its clinic and practitioner, with the booking's two guard reads folded into the
-    same statement: ``booking_overlap`` (the citizen already has an occupying appointment at that
-    time) and ``booking_active`` (their active future online appointments, the anti-hoarding limit;
-    0 unless ``count_active``). Call it after the citizen's row lock: the statement's snapshot then
-    sees every booking of theirs that committed before the lock was granted."""
-    try:
-        slot_id = int(slot_id)
-    except (ValueError, TypeError) as exc:
-        raise errors.SlotNotFound from exc
-    sql, models = _slot_for_booking_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "slot": slot_id,
-                "citizen": citizen_id,
-                "now": now,
-                "count": count_active,
-                "occupying": list(OCCUPYING_STATUSES),
-                "booked": Appointment.Status.BOOKED,
-                "online": list(ONLINE_CHANNELS),
-            },
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise errors.SlotNotFound
-    instances = []
-    position = 0
-    for model, fields in models:
-        values = []
-        for field in fields:
-            value = row[position]
-            for converter in field.get_db_converters(connection):
-                value = converter(value, None, connection)
-            values.append(value)
-            position += 1
-        instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-    slot = cast(Slot, instances[0])
-    slot.clinic = cast("Clinic", instances[1])
-    slot.practitioner = cast("Practitioner", instances[2])
-    slot.booking_overlap = bool(row[position])  # type: ignore[attr-defined]
-    slot.booking_active = int(row[position + 1])  # type: ignore[attr-defined]
-    return slot
-
-
-def slot_book_cas(*, slot_id: int, version: int, citizen_id: int, now: datetime) -> bool:
-    """The booking's compare-and-set and the release of the citizen's hold, in one statement.
-
-    The slot becomes ``booked`` with its version bumped only if it is still free, still at the
-    version the rules were checked on, and not under someone else's live hold; in the same UPDATE,
-    any other slot this citizen holds is released (a booking consumes the citizen's hold, whichever
-    slot it was on). Returns whether the slot was booked; the caller raises (and so rolls back the
-    release) when it was not.
-    """
-    table = Slot._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET "  # noqa: S608 - table name from the model
-            "status = CASE WHEN id = %(slot)s THEN %(booked)s ELSE status END, "
-            "version = CASE WHEN id = %(slot)s THEN version + 1 ELSE version END, "
-            "updated_at = CASE WHEN id = %(slot)s THEN %(now)s ELSE updated_at END, "
-            "holder_id = NULL, hold_expires = NULL, hold_token = '' "
-            "WHERE (id = %(slot)s AND status = %(free)s AND version = %(version)s "
-            "AND (hold_expires IS NULL OR hold_expires <= %(now)s OR holder_id = %(citizen)s)) "
-            "OR (holder_id = %(citizen)s AND id <> %(slot)s) "
-            "RETURNING id",
-            {
-                "slot": slot_id,
-                "version": version,
-                "citizen": citizen_id,
-                "now": now,
-                "free": Slot.Status.FREE,
-                "booked": Slot.Status.BOOKED,
-            },
-        )
-        return any(row[0] == slot_id for row in cursor.fetchall())
 
 
 def outbox_append(

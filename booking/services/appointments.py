@@ -2,8 +2,10 @@
 
 from datetime import datetime
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from citizens.models import Citizen, User
@@ -16,15 +18,16 @@ from ..models import (
 )
 from ..selectors import appointment_is_cancellable
 from ._common import (
+    LOCK_TIMEOUT,
     ONLINE_CHANNELS,
     _check_online_rules,
-    _get_slot_for_booking,
+    _enqueue_notification,
     _lock_citizen,
     _lock_timeout,
     logger,
     outbox_append,
-    slot_book_cas,
 )
+from ._hot import booking_lock_and_read, booking_read, booking_write
 
 CANCELLABLE_STATUSES = (Appointment.Status.BOOKED, Appointment.Status.ARRIVED)
 
@@ -58,9 +61,11 @@ def appointment_book(
             return existing
     try:
         with transaction.atomic():
-            # Serializes one citizen's bookings, so that two tabs cannot both pass the limit check.
-            _lock_citizen(citizen.pk)
+            # Serializes one citizen's bookings, so that two tabs cannot both pass the limit check;
+            # the slot is read in the same statement (its version decides in the compare-and-set).
+            slot = booking_lock_and_read(citizen_id=citizen.pk, slot_id=slot_id, lock_timeout=LOCK_TIMEOUT)
             appointment = _book_in_transaction(
+                slot=slot,
                 slot_id=slot_id,
                 citizen=citizen,
                 reason=reason,
@@ -118,68 +123,97 @@ def _book_in_transaction(
     external_id: str,
     now: datetime,
     rescheduled_from: Appointment | None = None,
+    slot: Slot | None = None,
 ) -> Appointment:
     """The booking itself; the caller holds a transaction and the citizen's row lock.
 
-    Four statements: the slot read with the overlap and anti-hoarding reads folded in, the
-    compare-and-set that also releases the citizen's hold, the appointment and the outbox event.
+    ``slot``: the slot as read with the lock (``booking_lock_and_read``), else it is read here. The
+    rules are checked in Python on that version of the slot; then one statement reads the overlap
+    and anti-hoarding guards, does the compare-and-set (conditional on them) that also releases the
+    citizen's hold, and inserts the appointment and the outbox event (``booking_write``).
     """
     online = channel in ONLINE_CHANNELS
-    slot = _get_slot_for_booking(slot_id, citizen_id=citizen.pk, now=now, count_active=online)
+    if slot is None:
+        slot = booking_read(slot_id)
     # Every channel: a partner-sandbox slot is for synthetic citizens only, and they are booked
     # nowhere else (docs/vendors.md), so a sandbox EMR cannot pull a real person into its sandbox.
     if slot.clinic.is_sandbox != citizen.is_synthetic:
         raise errors.SlotNotFound
     if online:
-        _check_online_rules(
-            slot=slot,
-            citizen=citizen,
-            reason=reason,
-            now=now,
-            active_count=slot.booking_active,  # type: ignore[attr-defined]
-        )
+        # The limit is checked below, with the guards read after the lock.
+        _check_online_rules(slot=slot, citizen=citizen, reason=reason, now=now, check_limit=False)
     elif reason not in Reason.values:
         raise errors.ReasonNotAccepted
-    if slot.booking_overlap:  # type: ignore[attr-defined]
-        # Also a PostgreSQL exclusion constraint; this gives the friendly message.
-        raise errors.PatientOverlap
     # The token is the retry key only if it is this slot's hold by this citizen (live or not).
     own_token = bool(hold_token) and slot.holder_id == citizen.pk and slot.hold_token == hold_token
-    if hold_token and not own_token:
-        # The hold the citizen confirms is gone (it ran out and someone else held the slot,
-        # or the clinic changed or withdrew the slot): never book a time they were not shown.
-        raise errors.SlotUnavailable
-    # The version in the filter: the rules above were checked on this very version of the slot.
-    if not slot_book_cas(slot_id=slot.pk, version=slot.version, citizen_id=citizen.pk, now=now):
-        raise errors.SlotUnavailable
-    appointment = Appointment.objects.create(
+    stamp = timezone.now()
+    appointment = Appointment(
         slot=slot,
         citizen=citizen,
         clinic=slot.clinic,  # already read with the slot: the answer's serializer needs no query
         start=slot.start,
         end=slot.end,
         reason=reason,
+        status=Appointment.Status.BOOKED,
         channel=channel,
         booked_by_user=booked_by_user,
         idempotency_key=hold_token if own_token else None,
         external_id=external_id,
         rescheduled_from=rescheduled_from,
+        version=1,
+        created_at=stamp,
+        updated_at=stamp,
     )
-    payload: dict[str, object] = {
-        "slot_version": slot.version + 1,
-        "appointment_version": appointment.version,
-    }
+    payload: dict[str, object] = {"slot_version": slot.version + 1, "appointment_version": 1}
     if rescheduled_from is not None:
         payload["rescheduled_from"] = rescheduled_from.pk
-    outbox_append(
-        kind="appointment.booked",
-        clinic_id=slot.clinic_id,
+    pre_save.send(
+        sender=Appointment, instance=appointment, raw=False, using=connection.alias, update_fields=None
+    )
+    # A hold token that is not this citizen's hold of this slot (it ran out and someone else held the
+    # slot, or the clinic changed or withdrew the slot): never book a time they were not shown. The
+    # guards are still read, so the refusals keep their order: the slot changed, limit, overlap,
+    # the hold, then the compare-and-set.
+    current, overlap, active, appointment_id, event_id = booking_write(
         slot=slot,
         appointment=appointment,
-        channel=channel,
+        online=online,
+        go=not hold_token or own_token,
+        now=now,
         payload=payload,
-        notify=True,
     )
+    if not current:
+        # Booked, changed or withdrawn while the citizen's lock was awaited: the slot read is stale.
+        raise errors.SlotUnavailable
+    if online and active >= settings.BOOKING_MAX_ACTIVE_ONLINE:
+        raise errors.LimitReached
+    if overlap:
+        # Also a PostgreSQL exclusion constraint; this gives the friendly message.
+        raise errors.PatientOverlap
+    if appointment_id is None or event_id is None:
+        # Taken, changed or held by someone else since the read: the compare-and-set decided.
+        raise errors.SlotUnavailable
+    appointment.pk = appointment_id
+    appointment._state.adding = False
+    appointment._state.db = connection.alias
+    # The instances the caller gets are as the database now has them.
+    slot.status = Slot.Status.BOOKED
+    slot.version += 1
+    slot.updated_at = now
+    slot.holder_id = None
+    slot.hold_expires = None
+    slot.hold_token = ""
+    post_save.send(
+        sender=Appointment,
+        instance=appointment,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=connection.alias,
+    )
+    if settings.NOTIFICATIONS_ON_COMMIT:
+        # Otherwise (production) the beat relay hands the committed pending events to the workers.
+        transaction.on_commit(lambda: _enqueue_notification(event_id))
     return appointment
 
 

@@ -1,8 +1,9 @@
 """The booking's hot path (issue 7): fewer round trips, the same guarantees.
 
-A booking is five statements between BEGIN and COMMIT (the citizen's row lock with the lock timeout
-set in it, the slot read with the overlap and anti-hoarding reads folded in, one compare-and-set that
-also releases the citizen's hold, the appointment, the outbox event), and, in production, no broker
+A booking is two statements between BEGIN and COMMIT (booking/services/_hot.py): the citizen's row
+lock with the lock timeout set in it and the slot read; then the overlap and anti-hoarding reads, the
+compare-and-set that also releases the citizen's hold, the appointment and the outbox event as
+data-modifying CTEs of one statement. Both are prepared once per connection. In production, no broker
 round trip: the beat relay hands the e-mails to the workers (``NOTIFICATIONS_ON_COMMIT`` false).
 """
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -32,16 +34,150 @@ def book(slot, citizen, **kwargs) -> Appointment:
     return appointment_book(slot_id=slot.pk, citizen=citizen, reason="follow_up", channel=API, **kwargs)
 
 
-def test_an_online_booking_is_five_statements(role, citizen):
+def test_an_online_booking_is_two_statements(role, citizen):
     slot = slot_at(role)
     with CaptureQueriesContext(connection) as queries:
         book(slot, citizen)
     sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(TRANSACTION_CONTROL)]
-    assert len(sql) == 5, sql
-    assert "set_config('lock_timeout'" in sql[0] and "FOR UPDATE" in sql[0]
-    assert "exists" in sql[1].lower() and "count(" in sql[1].lower()  # overlap, anti-hoarding: folded in
-    assert sql[2].startswith("UPDATE") and "RETURNING" in sql[2]
+    assert len(sql) == 2, sql
+    assert "set_config('lock_timeout'" in sql[0] and "FOR UPDATE OF z" in sql[0]
+    write = sql[1].lower()
+    assert write.startswith("with g as (select exists") and "count(*)" in write  # overlap, anti-hoarding
+    assert "cas as (update booking_slot" in write and "version = $" in write
+    assert "insert into booking_appointment" in write and "insert into booking_outboxevent" in write
     assert not any("SET LOCAL" in s for s in sql)
+
+
+def test_the_returned_instances_are_as_the_database_has_them(role, citizen):
+    slot = slot_at(role)
+    appointment = book(slot, citizen)
+    stored = Appointment.objects.get(pk=appointment.pk)
+    names = [f.attname for f in Appointment._meta.concrete_fields]
+    assert {n: getattr(appointment, n) for n in names} == {n: getattr(stored, n) for n in names}
+    assert not appointment._state.adding
+    stored_slot = Slot.objects.get(pk=slot.pk)
+    for name in ("status", "version", "holder_id", "hold_expires", "hold_token"):
+        assert getattr(appointment.slot, name) == getattr(stored_slot, name), name
+    event = OutboxEvent.objects.get(appointment=appointment)
+    assert (event.kind, event.slot_id, event.clinic_id, event.channel) == (
+        "appointment.booked",
+        slot.pk,
+        slot.clinic_id,
+        API,
+    )
+    assert event.payload == {"slot_version": 2, "appointment_version": 1}
+    assert event.notify_state == OutboxEvent.NotifyState.PENDING and event.created_at == stored.created_at
+
+
+def test_a_slot_taken_between_the_read_and_the_write_is_refused_by_the_compare_and_set(
+    role, citizen, monkeypatch
+):
+    # The read (with the lock) saw the slot free; another booking takes it before the write: the
+    # single write statement must book nothing, write no event and keep the citizen's hold.
+    from booking.services import _hot, appointments
+
+    slot, held = slot_at(role, hours=48), slot_at(role, hours=72)
+    hold = slot_hold(slot_id=held.pk, citizen=citizen, now=NOW)
+    real_write = _hot.booking_write
+
+    def taken_meanwhile(**kwargs):
+        Slot.objects.filter(pk=slot.pk).update(status=Slot.Status.BOOKED, version=F("version") + 1)
+        return real_write(**kwargs)
+
+    monkeypatch.setattr(appointments, "booking_write", taken_meanwhile)
+    with pytest.raises(errors.SlotUnavailable):
+        book(slot, citizen)
+    assert not Appointment.objects.filter(slot=slot).exists()
+    assert not OutboxEvent.objects.filter(slot=slot, kind="appointment.booked").exists()
+    held.refresh_from_db()
+    assert (held.holder_id, held.hold_token) == (citizen.pk, hold.token)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_booking_between_the_read_and_the_write_wins_alone(role):
+    # Two real transactions: A has read the slot (free, version 1) and waits before its write;
+    # B books the same slot and commits; A's compare-and-set then refuses.
+    from booking.services import _hot, appointments
+
+    first, second = CitizenFactory(), CitizenFactory()
+    slot = slot_at(role)
+    a_read, b_done = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+    real_write = _hot.booking_write
+
+    def write_after_b(**kwargs):
+        if threading.current_thread().name == "A":
+            a_read.set()
+            assert b_done.wait(10)
+        return real_write(**kwargs)
+
+    appointments.booking_write, saved = write_after_b, appointments.booking_write
+    try:
+
+        def a() -> None:
+            try:
+                book(slot, first, now=timezone.now())
+                outcome["a"] = "booked"
+            except errors.SlotUnavailable:
+                outcome["a"] = "refused"
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=a, name="A")
+        thread.start()
+        assert a_read.wait(10)
+        book(slot, second, now=timezone.now())
+        b_done.set()
+        thread.join(15)
+    finally:
+        appointments.booking_write = saved
+    assert outcome == {"a": "refused"}
+    assert list(Appointment.objects.filter(slot=slot).values_list("citizen_id", flat=True)) == [second.pk]
+    assert OutboxEvent.objects.filter(slot=slot, kind="appointment.booked").count() == 1
+    assert Slot.objects.get(pk=slot.pk).version == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_guards_see_a_booking_the_same_citizen_committed_while_waiting_for_the_lock(settings, role):
+    # Two tabs of one citizen at the limit minus one: B waits on the citizen's lock while A books;
+    # B's guards are read after the lock, so they see A's booking and B is refused (limit).
+    from booking.services import _hot, appointments
+
+    settings.BOOKING_MAX_ACTIVE_ONLINE = 1
+    citizen = CitizenFactory()
+    one, other = slot_at(role, hours=48), slot_at(role, hours=72)
+    a_locked, b_started = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+    real_write = _hot.booking_write
+
+    def write_slowly(**kwargs):
+        if threading.current_thread().name == "A":
+            a_locked.set()
+            assert b_started.wait(10)
+            time.sleep(0.5)  # B is now waiting on the citizen's row lock
+        return real_write(**kwargs)
+
+    appointments.booking_write, saved = write_slowly, appointments.booking_write
+    try:
+
+        def a() -> None:
+            try:
+                book(one, citizen, now=timezone.now())
+                outcome["a"] = "booked"
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=a, name="A")
+        thread.start()
+        assert a_locked.wait(10)
+        b_started.set()
+        with pytest.raises(errors.LimitReached):
+            book(other, citizen, now=timezone.now())
+        thread.join(15)
+    finally:
+        appointments.booking_write = saved
+    assert outcome == {"a": "booked"}
+    assert list(Appointment.objects.filter(citizen=citizen).values_list("slot_id", flat=True)) == [one.pk]
 
 
 def test_the_folded_reads_still_refuse_the_limit_and_the_overlap(settings, role, colleague_role, citizen):

@@ -150,3 +150,34 @@ def test_the_address_limits_are_generous_by_default():
         per_ip, ip_period = _parse(django_settings.RATE_LIMITS[f"{name}_ip"])
         per_citizen, period = _parse(django_settings.RATE_LIMITS[name])
         assert per_ip / ip_period >= 15 * per_citizen / period
+
+
+# --- the counters' cost: one Redis round trip per counted request --------------------------------
+
+
+def test_the_address_and_the_citizen_are_counted_in_one_redis_round_trip(settings, rf, monkeypatch):
+    # The booking path counts two limits; each used to take three round trips (add, exists, incr)
+    # because the check for Redis looked at the cache proxy instead of the backend.
+    import redis.connection
+    from django.core.cache import cache, caches
+
+    from config import ratelimit
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "book": "2/60", "book_ip": "100/60"}
+    sent = []
+    real_send = redis.connection.AbstractConnection.send_packed_command
+
+    def counting_send(self, command, check_health=True):
+        sent.append(command)
+        return real_send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting_send)
+    request = rf.post("/api/v1/appointments", REMOTE_ADDR="192.0.2.77")
+    ratelimit.hit_with_ip("book", "c-one-trip", request)
+    assert len(sent) == 1
+    ratelimit.hit_with_ip("book", "c-one-trip", request)
+    with pytest.raises(ratelimit.RateLimited):
+        ratelimit.hit_with_ip("book", "c-one-trip", request)
+    key, _limit, _period, _retry = ratelimit._window("book", "c-one-trip")
+    assert cache.get(key) == 3  # the third was counted, then refused
+    assert 0 < caches["default"]._cache.get_client().ttl(cache.make_and_validate_key(key)) <= 61
