@@ -174,3 +174,62 @@ def test_the_demo_reconciles_an_agenda_snapshot_on_sqlite(tmp_path):
     first, swapped = shown["reports"]
     assert (first["created"], swapped["updated"], swapped["withdrawn"], swapped["unchanged"]) == (3, 2, 0, 1)
     assert shown["slots"] == [["A", 30, "free"], ["B", 0, "free"], ["C", 60, "free"]]
+
+
+_DEMO_JOURNEY = """
+import json
+from django.test import Client
+from booking.api.auth import citizen_token_make
+from citizens.models import Citizen
+citizen = Citizen.objects.filter(enrolments__is_active=True, is_synthetic=False).order_by("pk").first()
+other = Citizen.objects.filter(is_synthetic=False).exclude(pk=citizen.pk).order_by("pk").first()
+def auth(who):
+    return {"HTTP_AUTHORIZATION": "Bearer " + citizen_token_make(who)[0]}
+client = Client(SERVER_NAME="127.0.0.1")
+out = {}
+found = client.get("/api/v1/slots", {"path": "mine"}, **auth(citizen))
+out["search"] = found.status_code
+slot = found.json()["results"][0]
+held = client.post("/api/v1/holds", {"slot_id": slot["id"]}, content_type="application/json", **auth(citizen))
+out["hold"] = held.status_code
+out["hidden_from_others"] = slot["id"] not in [
+    s["id"] for s in client.get("/api/v1/slots", {"path": "near", "postal_code": other.fsa or "H2X"},
+                                **auth(other)).json().get("results", [])]
+body = {"slot_id": slot["id"], "hold_token": held.json()["hold_token"], "reason": slot["reasons"][0]}
+booked = client.post("/api/v1/appointments", body, content_type="application/json", **auth(citizen))
+again = client.post("/api/v1/appointments", body, content_type="application/json", **auth(citizen))
+taken = client.post("/api/v1/appointments", {"slot_id": slot["id"], "reason": slot["reasons"][0]},
+                    content_type="application/json", **auth(other))
+out["book"], out["retry"], out["other"] = booked.status_code, again.status_code, taken.status_code
+out["same"] = booked.json()["id"] == again.json()["id"]
+cancelled = f"/api/v1/appointments/{booked.json()['id']}/cancel"
+cancel = client.post(cancelled, {"reason": "cannot_attend"}, content_type="application/json", **auth(citizen))
+out["cancel"] = cancel.status_code
+print(json.dumps(out))
+"""
+
+
+def test_the_demo_books_on_sqlite(tmp_path):
+    """`make run`: a citizen searches, holds, books (a retry gives the same appointment, someone else
+    gets 409) and cancels through the citizen API on the embedded SQLite database. The booking's
+    hot path is PostgreSQL SQL; its ORM twin serves the demo."""
+    demo = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    assert _run("migrate", "--no-input", "-v", "0", env=demo).returncode == 0
+    assert _run("seed_demo", "--clinics", "2", "--days", "4", "--seed", "1", env=demo).returncode == 0
+    result = _run("shell", "-c", _DEMO_JOURNEY, env=demo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shown == {
+        "search": 200,
+        "hold": 201,
+        "hidden_from_others": True,
+        "book": 201,
+        "retry": 200,
+        "other": 409,
+        "same": True,
+        "cancel": 200,
+    }

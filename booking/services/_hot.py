@@ -19,6 +19,7 @@ planning, and Python skips the client-side quoting of every value. ``DATABASE_PR
 false (behind a connection pooler that does not keep prepared statements) sends them unprepared.
 """
 
+import copy
 import functools
 import json
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Model
+from django.db.models import F, Model, Q
 from psycopg.pq import Format
 
 from citizens.models import Citizen
@@ -149,6 +150,9 @@ def _slot_id(slot_id: Any) -> int:
 def booking_lock_and_read(*, citizen_id: int, slot_id: Any, lock_timeout: str) -> Slot:
     """Lock the citizen's row (waiting at most ``lock_timeout``) and read the slot, one statement."""
     slot_id = _slot_id(slot_id)
+    if connection.vendor != "postgresql":
+        Citizen.objects.select_for_update().filter(pk=citizen_id).exists()
+        return _portable_read(slot_id)
     lock_and_read, _, loaders = _read_sql()
     with hot_cursor() as cursor:
         cursor.execute(lock_and_read, {"timeout": lock_timeout, "citizen": citizen_id, "slot": slot_id})
@@ -161,6 +165,8 @@ def booking_lock_and_read(*, citizen_id: int, slot_id: Any, lock_timeout: str) -
 def booking_read(slot_id: Any) -> Slot:
     """The slot with its clinic and practitioner (a move: the citizen is locked already)."""
     slot_id = _slot_id(slot_id)
+    if connection.vendor != "postgresql":
+        return _portable_read(slot_id)
     _, read, loaders = _read_sql()
     with hot_cursor() as cursor:
         cursor.execute(read, {"slot": slot_id})
@@ -236,6 +242,10 @@ def booking_write(
     compare-and-set refused.
     """
     limit = settings.BOOKING_MAX_ACTIVE_ONLINE
+    if connection.vendor != "postgresql":
+        return _portable_write(
+            slot=slot, appointment=appointment, online=online, go=go, now=now, payload=payload
+        )
     with hot_cursor() as cursor:
         cursor.execute(
             _write_sql(),
@@ -278,6 +288,8 @@ def _by_pk_sql(model: type[Model]) -> tuple[str, Loader]:
 def model_by_pk(model: type[M], pk: int) -> M | None:
     """One row by primary key as a model instance, through a prepared statement (the citizen
     API's token check reads the citizen at every request)."""
+    if connection.vendor != "postgresql":
+        return model._default_manager.filter(pk=pk).first()
     sql, (_, attnames, converters) = _by_pk_sql(model)
     with hot_cursor() as cursor:
         cursor.execute(sql, [pk])
@@ -289,3 +301,60 @@ def model_by_pk(model: type[M], pk: int) -> M | None:
         for converter in functions:
             values[position] = converter(values[position], None, connection)
     return model.from_db(connection.alias, attnames, values)
+
+
+# --- the SQLite demo (``make run``) ---------------------------------------------------------------
+# The same reads and writes through the ORM, in the same order, with the same answers; SQLite has one
+# writer at a time, so the lock and the compare-and-set need no more than this.
+
+
+def _portable_read(slot_id: int) -> Slot:
+    slot = Slot.objects.select_related("clinic", "practitioner").filter(pk=slot_id).first()
+    if slot is None:
+        raise errors.SlotNotFound
+    return slot
+
+
+def _portable_write(
+    *,
+    slot: Slot,
+    appointment: Appointment,
+    online: bool,
+    go: bool,
+    now: datetime,
+    payload: dict[str, object],
+) -> tuple[bool, bool, int, int | None, int | None]:
+    citizen_id = cast(int, appointment.citizen_id)  # always set: the caller built it for a citizen
+    current = Slot.objects.filter(pk=slot.pk, status=Slot.Status.FREE, version=slot.version).exists()
+    overlap = Appointment.objects.filter(
+        citizen_id=citizen_id, status__in=OCCUPYING_STATUSES, start__lt=slot.end, end__gt=slot.start
+    ).exists()
+    active = (
+        Appointment.objects.filter(
+            citizen_id=citizen_id, status=Appointment.Status.BOOKED, start__gt=now, channel__in=ONLINE
+        ).count()
+        if online
+        else 0
+    )
+    if not go or overlap or (online and active >= settings.BOOKING_MAX_ACTIVE_ONLINE):
+        return current, overlap, active, None, None
+    released = {"holder": None, "hold_expires": None, "hold_token": ""}
+    free_of_holds = Q(hold_expires__isnull=True) | Q(hold_expires__lte=now) | Q(holder_id=citizen_id)
+    taken = Slot.objects.filter(
+        free_of_holds, pk=slot.pk, status=Slot.Status.FREE, version=slot.version
+    ).update(status=Slot.Status.BOOKED, version=F("version") + 1, updated_at=now, **released)
+    if not taken:
+        return current, overlap, active, None, None
+    Slot.objects.filter(holder_id=citizen_id).exclude(pk=slot.pk).update(**released)
+    (created,) = Appointment.objects.bulk_create([copy.copy(appointment)])
+    event = OutboxEvent.objects.create(
+        created_at=appointment.created_at,
+        kind="appointment.booked",
+        channel=appointment.channel,
+        payload=payload,
+        notify_state=OutboxEvent.NotifyState.PENDING,
+        appointment_id=created.pk,
+        clinic_id=slot.clinic_id,
+        slot_id=slot.pk,
+    )
+    return current, overlap, active, created.pk, event.pk
