@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("s
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_template_agenda_phone_booking_and_arrival(
-    browser_server, transactional_db, settings, language, size
+    browser, browser_server, transactional_db, settings, language, size
 ):
     settings.SECURE_SSL_REDIRECT = False
     clinic = ClinicFactory(name="Clinique Agenda")
@@ -42,7 +42,7 @@ def test_template_agenda_phone_booking_and_arrival(
     session = sign_in(Client(), admin).cookies[django_settings.SESSION_COOKIE_NAME].value
     base = f"{browser_server.url}/clinique/{clinic.pk}"
     tomorrow = timezone.now().astimezone(clinic.tz).date() + timedelta(days=1)
-    with browser_tab(browser_server.url, "clinic_agenda", language, size, session=session) as visit:
+    with browser_tab(browser, browser_server.url, "clinic_agenda", language, size, session=session) as visit:
         page = visit.page
         page.goto(f"{base}/plages/modele/")
         visit.check("template")
