@@ -1,6 +1,7 @@
 """Invariant 7: every staff response that carries a citizen's data writes one audit row per citizen."""
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -31,3 +32,28 @@ def audit_staff_read(
     ]
     chain_append(chain_for_model(StaffAuditEvent), rows)
     return len(rows)
+
+
+def staff_action_audit(
+    *,
+    by: User,
+    clinic: Clinic | None,
+    action: str,
+    resource_type: str,
+    resource_id: int,
+    purpose: str,
+    now: datetime,
+) -> StaffAuditEvent:
+    """One audit row for a staff decision (ids only): who, what, on which record, when, why; linked
+    to the staff hash chain like every other row (``clinics.audit_chain``)."""
+    row = StaffAuditEvent(
+        user=by,
+        clinic=clinic,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        purpose=purpose,
+        at=now,
+    )
+    chain_append(chain_for_model(StaffAuditEvent), [row])
+    return row

@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from citizens.models import User
 
-from .audit_chain import chain_append, chain_for_model
+from .audit import staff_action_audit
 from .models import (
     Clinic,
     ClinicMembership,
@@ -37,10 +37,9 @@ from .models import (
     PractitionerRole,
     RegistrationPractitioner,
     RegistrationRequest,
-    StaffAuditEvent,
     StaffInvitation,
 )
-from .selectors_onboarding import is_board_admin
+from .services_board import BoardQueue
 
 INVITATION_LIFETIME = timedelta(days=7)
 
@@ -50,31 +49,6 @@ class PractitionerEntry:
     ramq_number: str
     first_name: str
     last_name: str
-
-
-def staff_action_audit(
-    *,
-    by: User,
-    clinic: Clinic | None,
-    action: str,
-    resource_type: str,
-    resource_id: int,
-    purpose: str,
-    now: datetime,
-) -> StaffAuditEvent:
-    """One audit row for a staff decision (ids only): who, what, on which record, when, why; linked
-    to the staff hash chain like every other row (``clinics.audit_chain``)."""
-    row = StaffAuditEvent(
-        user=by,
-        clinic=clinic,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        purpose=purpose,
-        at=now,
-    )
-    chain_append(chain_for_model(StaffAuditEvent), [row])
-    return row
 
 
 def _absolute(path: str) -> str:
@@ -88,6 +62,15 @@ def staff_email_send(*, to: str, language: str, template: str, context: Mapping[
         subject = render_to_string(f"clinics/email/{template}_subject.txt", dict(context)).strip()
         body = render_to_string(f"clinics/email/{template}.txt", dict(context))
     EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to]).send()
+
+
+REGISTRATIONS = BoardQueue(
+    model=RegistrationRequest,
+    purpose="onboarding",
+    refusal=_("Only a board administrator can decide on registration requests."),
+    email_field="admin_email",
+    email_send=staff_email_send,
+)
 
 
 # --- registration requests -------------------------------------------------------------------------
@@ -158,15 +141,6 @@ def clinic_approved_hook_register(hook: Callable[..., None]) -> None:
         _approval_hooks.append(hook)
 
 
-def _pending_locked(request_id: int) -> RegistrationRequest:
-    request = RegistrationRequest.objects.select_for_update().filter(pk=request_id).first()
-    if request is None:
-        raise ValidationError(_("This request does not exist."))
-    if request.status != RegistrationRequest.Status.PENDING:
-        raise ValidationError(_("This request was already decided."))
-    return request
-
-
 def registration_approve(*, request_id: int, by: User, now: datetime | None = None) -> Clinic:
     """Create the clinic from a pending request and invite its administrator, all or nothing.
 
@@ -175,10 +149,9 @@ def registration_approve(*, request_id: int, by: User, now: datetime | None = No
     so two reviewers approving at once create one clinic; the second is told it was decided.
     """
     now = now or timezone.now()
-    if not is_board_admin(by):
-        raise PermissionDenied(_("Only a board administrator can decide on registration requests."))
+    REGISTRATIONS.require_board_admin(by)
     with transaction.atomic():
-        request = _pending_locked(request_id)
+        request = REGISTRATIONS.pending_locked(request_id)
         fsa = Fsa.objects.get(code=request.postal_code[:3])
         clinic = Clinic.objects.create(
             name=request.name,
@@ -209,31 +182,20 @@ def registration_approve(*, request_id: int, by: User, now: datetime | None = No
             by=by,
             now=now,
         )
-        RegistrationRequest.objects.filter(pk=request.pk).update(
-            status=RegistrationRequest.Status.APPROVED, decided_at=now, decided_by=by, clinic=clinic
-        )
-        staff_action_audit(
-            by=by,
-            clinic=clinic,
-            action="approve",
-            resource_type="RegistrationRequest",
-            resource_id=request.pk,
-            purpose="onboarding",
-            now=now,
-        )
         context = {
             "request": request,
             "clinic": clinic,
             "invitation_url": _absolute(reverse("clinics:invitation", args=[token])),
             "expires_at": invitation.expires_at,
         }
-        transaction.on_commit(
-            lambda: staff_email_send(
-                to=request.admin_email,
-                language=request.language,
-                template="registration_approved",
-                context=context,
-            )
+        REGISTRATIONS.approve(
+            request,
+            by=by,
+            now=now,
+            template="registration_approved",
+            context=context,
+            audit_clinic=clinic,
+            clinic=clinic,
         )
     return clinic
 
@@ -241,33 +203,16 @@ def registration_approve(*, request_id: int, by: User, now: datetime | None = No
 def registration_reject(*, request_id: int, by: User, reason: str, now: datetime | None = None) -> None:
     """Refuse a pending request with a reason that the requester reads in their e-mail."""
     now = now or timezone.now()
-    reason = reason.strip()
-    if not is_board_admin(by):
-        raise PermissionDenied(_("Only a board administrator can decide on registration requests."))
-    if not reason:
-        raise ValidationError(_("Give the reason for the rejection: the requester will read it."))
+    reason = REGISTRATIONS.rejection_reason(by=by, reason=reason)
     with transaction.atomic():
-        request = _pending_locked(request_id)
-        RegistrationRequest.objects.filter(pk=request.pk).update(
-            status=RegistrationRequest.Status.REJECTED, decided_at=now, decided_by=by, decision_reason=reason
-        )
-        staff_action_audit(
+        request = REGISTRATIONS.pending_locked(request_id)
+        REGISTRATIONS.reject(
+            request,
             by=by,
-            clinic=None,
-            action="reject",
-            resource_type="RegistrationRequest",
-            resource_id=request.pk,
-            purpose="onboarding",
             now=now,
-        )
-        context = {"request": request, "reason": reason}
-        transaction.on_commit(
-            lambda: staff_email_send(
-                to=request.admin_email,
-                language=request.language,
-                template="registration_rejected",
-                context=context,
-            )
+            reason=reason,
+            template="registration_rejected",
+            context={"request": request, "reason": reason},
         )
 
 

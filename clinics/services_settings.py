@@ -13,11 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 from citizens.models import User
 
+from .audit import staff_action_audit
 from .models import BoardRole, Clinic, ClinicMembership, Practitioner
 from .selectors import clinic_ids_for_staff
 from .selectors_onboarding import is_board_admin
 from .services import user_sessions_end
-from .services_onboarding import staff_action_audit, staff_email_send
+from .services_onboarding import staff_email_send
 
 MAX_MIN_NOTICE = timedelta(days=7)
 MAX_CANCEL_CUTOFF_HOURS = 24

@@ -20,9 +20,10 @@ from django.utils.translation import gettext_lazy as _
 
 from citizens.models import User
 
+from .audit import staff_action_audit
 from .models import Clinic, ClinicMembership, Practitioner, PractitionerRole, StaffInvitation
 from .selectors import clinic_ids_for_staff
-from .services_onboarding import _absolute, invitation_create, staff_action_audit, staff_email_send
+from .services_onboarding import _absolute, invitation_create, staff_email_send
 
 AUDIT_PURPOSE = "staff"
 

@@ -9,7 +9,7 @@ from allauth.account.internal.flows.login import record_authentication
 from allauth.account.utils import perform_login
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,8 +24,9 @@ from config import ratelimit
 from . import selectors_onboarding as selectors
 from . import services_onboarding as services
 from .access import staff_required
-from .forms_onboarding import InvitationAccountForm, RegistrationForm, RejectForm
+from .forms_onboarding import InvitationAccountForm, RegistrationForm
 from .models import RegistrationRequest
+from .views_board import board_review_post
 
 
 @require_http_methods(["GET", "POST"])
@@ -100,35 +101,23 @@ def registration_review(request: HttpRequest, request_id: int) -> HttpResponse:
     item = selectors.registration_get(request_id=request_id)
     if item is None:
         raise Http404
-    reject_form = RejectForm()
-    status = 200
-    if request.method == "POST":
-        action = request.POST.get("action")
-        try:
-            if action == "approve":
-                clinic = services.registration_approve(request_id=item.pk, by=user)
-                messages.success(
-                    request,
-                    _("%(clinic)s is created; its administrator is invited by e-mail.")
-                    % {"clinic": clinic.name},
-                )
-                return redirect("clinics:registration_queue")
-            if action == "reject":
-                reject_form = RejectForm(request.POST)
-                if reject_form.is_valid():
-                    services.registration_reject(
-                        request_id=item.pk, by=user, reason=reject_form.cleaned_data["reason"]
-                    )
-                    messages.success(
-                        request, _("The request is rejected; the requester is told why by e-mail.")
-                    )
-                    return redirect("clinics:registration_queue")
-                status = 422
-            else:
-                status = 400
-        except (ValidationError, PermissionDenied) as exc:
-            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
-            return redirect("clinics:registration_review", request_id=item.pk)
+
+    def approve() -> str:
+        clinic = services.registration_approve(request_id=item.pk, by=user)
+        return _("%(clinic)s is created; its administrator is invited by e-mail.") % {"clinic": clinic.name}
+
+    def reject(reason: str) -> None:
+        services.registration_reject(request_id=item.pk, by=user, reason=reason)
+
+    review = board_review_post(
+        request,
+        approve=approve,
+        reject=reject,
+        queue_url=reverse("clinics:registration_queue"),
+        review_url=reverse("clinics:registration_review", kwargs={"request_id": item.pk}),
+    )
+    if review.response is not None:
+        return review.response
     return render(
         request,
         "clinics/registration_review.html",
@@ -136,10 +125,10 @@ def registration_review(request: HttpRequest, request_id: int) -> HttpResponse:
             "item": item,
             "practitioners": list(item.practitioners.all()),
             "flags": selectors.registration_flags(item),
-            "reject_form": reject_form,
+            "reject_form": review.reject_form,
             "pending": item.status == RegistrationRequest.Status.PENDING,
         },
-        status=status,
+        status=review.status,
     )
 
 

@@ -20,10 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from citizens.models import User
+from clinics.audit import staff_action_audit
 from clinics.models import Clinic, ClinicMembership
 from clinics.selectors import clinic_ids_for_staff
 from clinics.selectors_onboarding import is_board_admin
-from clinics.services_onboarding import staff_action_audit
 
 from .models import EmrClinicGrant, EmrProduct
 from .vendors import product_has_certified_version

@@ -9,7 +9,7 @@ not a board administrator, as the clinic registration queue does.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,8 +20,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from citizens.models import User
 from clinics.access import staff_required
-from clinics.forms_onboarding import RejectForm
 from clinics.selectors_onboarding import is_board_admin
+from clinics.views_board import board_review_post
 
 from . import conformance, vendors
 from .models import EmrProductVersion, EmrVendor
@@ -218,45 +218,35 @@ def board_review(request: HttpRequest, vendor_id: int) -> HttpResponse:
     item = EmrVendor.objects.filter(pk=vendor_id).select_related("product").first()
     if item is None:
         raise Http404
-    reject_form = RejectForm()
-    status = 200
-    if request.method == "POST":
-        action = request.POST.get("action")
-        try:
-            if action == "approve":
-                vendors.vendor_approve(vendor_id=item.pk, by=user)
-                messages.success(
-                    request,
-                    _("%(company)s has its sandbox; its technical contact is told by e-mail.")
-                    % {"company": item.company},
-                )
-                return redirect("vendors:board_queue")
-            if action == "reject":
-                reject_form = RejectForm(request.POST)
-                if reject_form.is_valid():
-                    vendors.vendor_reject(
-                        vendor_id=item.pk, by=user, reason=reject_form.cleaned_data["reason"]
-                    )
-                    messages.success(
-                        request, _("The request is rejected; the requester is told why by e-mail.")
-                    )
-                    return redirect("vendors:board_queue")
-                status = 422
-            else:
-                status = 400
-        except (ValidationError, PermissionDenied) as exc:
-            messages.error(request, " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
-            return redirect("vendors:board_review", vendor_id=item.pk)
+
+    def approve() -> str:
+        vendors.vendor_approve(vendor_id=item.pk, by=user)
+        return _("%(company)s has its sandbox; its technical contact is told by e-mail.") % {
+            "company": item.company
+        }
+
+    def reject(reason: str) -> None:
+        vendors.vendor_reject(vendor_id=item.pk, by=user, reason=reason)
+
+    review = board_review_post(
+        request,
+        approve=approve,
+        reject=reject,
+        queue_url=reverse("vendors:board_queue"),
+        review_url=reverse("vendors:board_review", kwargs={"vendor_id": item.pk}),
+    )
+    if review.response is not None:
+        return review.response
     return render(
         request,
         "sync/vendors/board_review.html",
         {
             "item": item,
-            "reject_form": reject_form,
+            "reject_form": review.reject_form,
             "pending": item.status == EmrVendor.Status.PENDING,
             "versions": vendors.versions_of_vendor(item),
         },
-        status=status,
+        status=review.status,
     )
 
 

@@ -20,20 +20,21 @@ import unicodedata
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_application_model
 
 from citizens.models import Citizen, User
+from clinics.audit import staff_action_audit
 from clinics.models import Clinic, Practitioner, PractitionerRole, Region
-from clinics.selectors_onboarding import is_board_admin
-from clinics.services_onboarding import staff_action_audit
+from clinics.services_board import BoardQueue
 
 from .credentials import DEFAULT_OVERLAP, client_secret_rotate
 from .models import EmrClient, EmrClinicGrant, EmrProduct, EmrProductVersion, EmrVendor
@@ -53,9 +54,13 @@ def vendor_email_send(*, to: str, language: str, template: str, context: Mapping
     EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to]).send()
 
 
-def _require_board_admin(user: User) -> None:
-    if not is_board_admin(user):
-        raise PermissionDenied(_("Only a board administrator can decide on EMR vendors."))
+VENDORS = BoardQueue(
+    model=EmrVendor,
+    purpose="vendor",
+    refusal=gettext_lazy("Only a board administrator can decide on EMR vendors."),
+    email_field="technical_email",
+    email_send=vendor_email_send,
+)
 
 
 # --- registration and review -------------------------------------------------------------------------
@@ -102,15 +107,6 @@ def vendor_register(
             )
     except IntegrityError as exc:  # vendor_one_open_per_user
         raise ValidationError(_("This account already has a vendor request or a sandbox.")) from exc
-
-
-def _pending_locked(vendor_id: int) -> EmrVendor:
-    vendor = EmrVendor.objects.select_for_update().filter(pk=vendor_id).first()
-    if vendor is None:
-        raise ValidationError(_("This request does not exist."))
-    if vendor.status != EmrVendor.Status.PENDING:
-        raise ValidationError(_("This request was already decided."))
-    return vendor
 
 
 def _free_ramq_number(rng: random.Random) -> str:
@@ -182,9 +178,9 @@ def vendor_approve(*, vendor_id: int, by: User, now: dt.datetime | None = None) 
     has seen yet, and the sandbox, all or nothing. The row is locked first, so two reviewers
     approving at once create one sandbox; the second is told it was decided."""
     now = now or timezone.now()
-    _require_board_admin(by)
+    VENDORS.require_board_admin(by)
     with transaction.atomic():
-        vendor = _pending_locked(vendor_id)
+        vendor = VENDORS.pending_locked(vendor_id)
         product, _created = EmrProduct.objects.get_or_create(vendor=vendor.company, name=vendor.product_name)
         Application = get_application_model()  # noqa: N806
         label = f"{product} sandbox"
@@ -206,31 +202,15 @@ def vendor_approve(*, vendor_id: int, by: User, now: dt.datetime | None = None) 
         vendor.product = product
         vendor.sandbox_client = client
         _sandbox_create(vendor, product)
-        EmrVendor.objects.filter(pk=vendor.pk).update(
-            status=EmrVendor.Status.APPROVED,
-            decided_at=now,
-            decided_by=by,
+        site_url: str = settings.SITE_URL
+        VENDORS.approve(
+            vendor,
+            by=by,
+            now=now,
+            template="vendor_approved",
+            context={"vendor": vendor, "portal_url": site_url.rstrip("/") + reverse("vendors:home")},
             product=product,
             sandbox_client=client,
-        )
-        staff_action_audit(
-            by=by,
-            clinic=None,
-            action="approve",
-            resource_type="EmrVendor",
-            resource_id=vendor.pk,
-            purpose="vendor",
-            now=now,
-        )
-        site_url: str = settings.SITE_URL
-        context = {"vendor": vendor, "portal_url": site_url.rstrip("/") + reverse("vendors:home")}
-        transaction.on_commit(
-            lambda: vendor_email_send(
-                to=vendor.technical_email,
-                language=vendor.language,
-                template="vendor_approved",
-                context=context,
-            )
         )
     vendor.refresh_from_db()
     return vendor
@@ -239,32 +219,16 @@ def vendor_approve(*, vendor_id: int, by: User, now: dt.datetime | None = None) 
 def vendor_reject(*, vendor_id: int, by: User, reason: str, now: dt.datetime | None = None) -> None:
     """Refuse a pending request with a reason that the technical contact reads in their e-mail."""
     now = now or timezone.now()
-    reason = reason.strip()
-    _require_board_admin(by)
-    if not reason:
-        raise ValidationError(_("Give the reason for the rejection: the requester will read it."))
+    reason = VENDORS.rejection_reason(by=by, reason=reason)
     with transaction.atomic():
-        vendor = _pending_locked(vendor_id)
-        EmrVendor.objects.filter(pk=vendor.pk).update(
-            status=EmrVendor.Status.REJECTED, decided_at=now, decided_by=by, decision_reason=reason
-        )
-        staff_action_audit(
+        vendor = VENDORS.pending_locked(vendor_id)
+        VENDORS.reject(
+            vendor,
             by=by,
-            clinic=None,
-            action="reject",
-            resource_type="EmrVendor",
-            resource_id=vendor.pk,
-            purpose="vendor",
             now=now,
-        )
-        context = {"vendor": vendor, "reason": reason}
-        transaction.on_commit(
-            lambda: vendor_email_send(
-                to=vendor.technical_email,
-                language=vendor.language,
-                template="vendor_rejected",
-                context=context,
-            )
+            reason=reason,
+            template="vendor_rejected",
+            context={"vendor": vendor, "reason": reason},
         )
 
 
@@ -343,7 +307,7 @@ def _decide(
 ) -> EmrProductVersion:
     now = now or timezone.now()
     note = note.strip()
-    _require_board_admin(by)
+    VENDORS.require_board_admin(by)
     if not note:
         raise ValidationError(_("Write a note: it stays with the decision."))
     with transaction.atomic():

@@ -1,6 +1,7 @@
 """Headless Debian Chromium for the browser tests (Playwright drives /usr/bin/chromium, never a
 browser of its own). The live-server fixtures that go with it are in tests/conftest.py."""
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,15 +29,38 @@ requires_chromium = pytest.mark.skipif(
 
 
 @contextmanager
+def sync_orm_allowed() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in the test's thread; the test's own ORM calls are
+    sync, so Django's async-safety check is lifted while a browser runs (browser tests only)."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@contextmanager
 def chromium() -> Iterator[Any]:
+    """Playwright and one headless Chromium for as long as the block lasts. Starting them costs about a
+    second, so tests/browser/ shares one per package (its conftest) and gives each test a fresh
+    context (cookies, storage and cache of its own)."""
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    with sync_orm_allowed(), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
             browser.close()
+            # While Playwright's loop runs, the ORM's context-local connection handler gives this
+            # thread a connection of its own: close it here, or it idles until the end of the session
+            # and the live server's teardown waits for it (tests/conftest.py, browser_server).
+            connections.close_all()
 
 
 # The two sizes every journey runs at: a phone held upright and an ordinary laptop screen.
@@ -80,24 +104,23 @@ class Visit:
 
 @contextmanager
 def browser_tab(
-    base_url: str, test: str, language: str, size: str, *, session: str | None = None
+    browser: Any, base_url: str, test: str, language: str, size: str, *, session: str | None = None
 ) -> Iterator[Visit]:
-    """A fresh Chromium context at ``size`` in ``language`` (its cookie set, as the language switch
-    does), signed in with ``session`` (a session cookie's value) when given."""
+    """A fresh context of ``browser`` at ``size`` in ``language`` (its cookie set, as the language
+    switch does), signed in with ``session`` (a session cookie's value) when given."""
     from django.conf import settings
 
-    with chromium() as browser:
-        context = browser.new_context(locale=f"{language}-CA", viewport=VIEWPORTS[size])
+    context = browser.new_context(locale=f"{language}-CA", viewport=VIEWPORTS[size])
+    try:
         cookies = [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base_url}]
         if session:
             cookies.append({"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base_url})
         context.add_cookies(cookies)
         page = context.new_page()
         page.set_default_timeout(15000)
-        try:
-            yield Visit(page, test, language, size)
-        finally:
-            context.close()
+        yield Visit(page, test, language, size)
+    finally:
+        context.close()
 
 
 _SHOTS: dict[str, int] = {}

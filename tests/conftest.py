@@ -64,17 +64,11 @@ def identify_payload(citizen, **overrides):
 
 @pytest.fixture
 def sync_db_under_playwright():
-    """Playwright's sync API runs an event loop in the test's thread; the test's own ORM calls are
-    sync, so Django's async-safety check is lifted for the browser tests only."""
-    import os
+    """Django's async-safety check lifted for a browser test (tests/browser_support.py says why)."""
+    from tests.browser_support import sync_orm_allowed
 
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with sync_orm_allowed():
+        yield
 
 
 @pytest.fixture(scope="session")

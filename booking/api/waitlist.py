@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from booking import errors
 from booking.forms import postal_code_fsa
 from booking.patients import patient_resolve
 from booking.selectors import QUEBEC_TZ, RADII_KM
@@ -123,7 +124,10 @@ class WaitlistRequestSerializer(serializers.Serializer[WaitlistRequest]):
     def get_patient(self, request: WaitlistRequest) -> dict[str, Any]:
         caller: Citizen = self.context["caller"]
         patient = request.citizen
-        assert patient is not None  # listed requests are the caller's own: never anonymized ones
+        if patient is None:
+            # Anonymized (an ended request, long past): no longer anyone's, so not the caller's
+            # either; the views list and withdraw only the caller's own and never get here.
+            raise errors.WaitlistRequestNotFound
         dependant_id = None
         if patient.pk != caller.pk:
             link = dependant_of_person(guardian=caller, citizen_id=patient.pk)

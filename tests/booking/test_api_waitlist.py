@@ -10,8 +10,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from booking import errors
+from booking.api.waitlist import WaitlistRequestSerializer
 from booking.models import Appointment, Reason, WaitlistOffer, WaitlistRequest
 from booking.selectors import QUEBEC_TZ
+from booking.services.retention import waitlist_anonymize
 from booking.waitlist.offers import waitlist_offer_next, waitlist_offer_send
 from booking.waitlist.selectors import waitlist_offer_for_token
 from citizens.models import Dependant
@@ -98,6 +101,20 @@ def test_a_citizen_asks_lists_and_withdraws_through_the_api(api, citizen):
     withdrawn = post(api, f"/api/v1/waitlist/{request.pk}/withdraw", {}, **bearer(citizen))
     assert (withdrawn.status_code, withdrawn.json()["status"]) == (200, "withdrawn")
     assert api.get("/api/v1/waitlist", **bearer(citizen)).json() == []
+
+
+def test_an_anonymized_request_is_nobodys_so_not_found(api, citizen):
+    request_id = create(api, citizen).json()["id"]
+    assert post(api, f"/api/v1/waitlist/{request_id}/withdraw", {}, **bearer(citizen)).status_code == 200
+    assert waitlist_anonymize(WaitlistRequest.objects.filter(pk=request_id)) == 1
+
+    assert api.get("/api/v1/waitlist", **bearer(citizen)).json() == []
+    again = post(api, f"/api/v1/waitlist/{request_id}/withdraw", {}, **bearer(citizen))
+    assert (again.status_code, error(again)["code"]) == (404, "waitlist_request_not_found")
+    # Shown anyway, it is not found either: an explicit answer that `python -O` keeps.
+    anonymized = WaitlistRequest.objects.get(pk=request_id)
+    with pytest.raises(errors.WaitlistRequestNotFound):
+        _ = WaitlistRequestSerializer(anonymized, context={"caller": citizen}).data
 
 
 def test_the_api_checks_the_request_as_the_web_form_does(api, citizen):

@@ -19,12 +19,12 @@ WORDS = {
 
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 @pytest.mark.parametrize("language", ["fr", "en"])
-def test_search_hold_book_and_cancel(browser_server, transactional_db, settings, language, size):
+def test_search_hold_book_and_cancel(browser, browser_server, transactional_db, settings, language, size):
     settings.SECURE_SSL_REDIRECT = False
     FsaFactory()
     citizen = CitizenFactory()
     slot = SlotFactory()
-    with browser_tab(browser_server.url, "citizen_journey", language, size) as visit:
+    with browser_tab(browser, browser_server.url, "citizen_journey", language, size) as visit:
         page = visit.page
         page.goto(browser_server.url + "/")
         visit.check("home")

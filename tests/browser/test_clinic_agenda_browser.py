@@ -21,10 +21,17 @@ from tests.factories import CitizenFactory, ClinicFactory, RoleFactory, SlotFact
 pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
 
 
+def assert_nothing_scrolls_sideways(page) -> None:
+    """Neither the page nor the free times' region is wider than the screen: each Book form is in view."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), page.url
+    region = page.locator(".table-scroll:has(form.slot-book)")
+    assert region.evaluate("(element) => element.scrollWidth <= element.clientWidth"), page.url
+
+
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_template_agenda_phone_booking_and_arrival(
-    browser_server, transactional_db, settings, language, size
+    browser, browser_server, transactional_db, settings, language, size
 ):
     settings.SECURE_SSL_REDIRECT = False
     clinic = ClinicFactory(name="Clinique Agenda")
@@ -42,7 +49,7 @@ def test_template_agenda_phone_booking_and_arrival(
     session = sign_in(Client(), admin).cookies[django_settings.SESSION_COOKIE_NAME].value
     base = f"{browser_server.url}/clinique/{clinic.pk}"
     tomorrow = timezone.now().astimezone(clinic.tz).date() + timedelta(days=1)
-    with browser_tab(browser_server.url, "clinic_agenda", language, size, session=session) as visit:
+    with browser_tab(browser, browser_server.url, "clinic_agenda", language, size, session=session) as visit:
         page = visit.page
         page.goto(f"{base}/plages/modele/")
         visit.check("template")
@@ -78,6 +85,7 @@ def test_template_agenda_phone_booking_and_arrival(
         page.wait_for_selector("form.slot-book")
         assert "Bouchard" in page.content()
         assert caller.nam not in page.url
+        assert_nothing_scrolls_sideways(page)
         visit.check("phone-caller")
         booking_form = page.locator("form.slot-book").first
         slot_id = int(booking_form.locator("input[name=slot]").get_attribute("value"))
@@ -86,6 +94,7 @@ def test_template_agenda_phone_booking_and_arrival(
         booked = Appointment.objects.get(slot_id=slot_id)
         assert booked.citizen_id == caller.pk
         assert booked.channel == Appointment.Channel.CLINIC_AGENDA
+        assert_nothing_scrolls_sideways(page)
         visit.check("phone-booked")
 
         page.goto(f"{base}/agenda/")

@@ -8,7 +8,7 @@ from django.test import Client
 
 from clinics.models import ClinicMembership
 from clinics.services_staff import staff_invite
-from tests.browser_support import chromium, requires_chromium, shot_and_axe
+from tests.browser_support import requires_chromium, shot_and_axe
 from tests.clinics.conftest import make_staff, sign_in
 from tests.factories import ClinicFactory, RoleFactory
 
@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("s
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])
-def test_staff_emr_access_and_settings_pages_pass_axe(browser_server, transactional_db, settings, language):
+def test_staff_emr_access_and_settings_pages_pass_axe(
+    browser, browser_server, transactional_db, settings, language
+):
     settings.SECURE_SSL_REDIRECT = False
     clinic = ClinicFactory(name="Clinique Axe")
     RoleFactory(clinic=clinic)
@@ -25,8 +27,8 @@ def test_staff_emr_access_and_settings_pages_pass_axe(browser_server, transactio
     session = sign_in(Client(), admin).cookies[django_settings.SESSION_COOKIE_NAME].value
     base = browser_server.url
     problems: list[str] = []
-    with chromium() as browser:
-        context = browser.new_context(locale=f"{language}-CA", viewport={"width": 1280, "height": 800})
+    context = browser.new_context(locale=f"{language}-CA", viewport={"width": 1280, "height": 800})
+    try:
         context.add_cookies(
             [
                 {"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": base},
@@ -46,5 +48,6 @@ def test_staff_emr_access_and_settings_pages_pass_axe(browser_server, transactio
         page.wait_for_load_state()
         assert page.locator("#error-summary").count() == 1
         problems += shot_and_axe(page, "clinic_staff_pages")
+    finally:
         context.close()
     assert not problems, "\n".join(problems)

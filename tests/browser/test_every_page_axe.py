@@ -68,7 +68,9 @@ def test_the_inventory_covers_every_kind_of_page():
         assert path in pages, path
 
 
-def test_every_html_page_has_no_serious_axe_violation(browser_server, transactional_db, objects, settings):
+def test_every_html_page_has_no_serious_axe_violation(
+    browser, browser_server, transactional_db, objects, settings
+):
     settings.SECURE_SSL_REDIRECT = False
     problems: list[str] = []
     checked: list[str] = []
@@ -77,7 +79,12 @@ def test_every_html_page_has_no_serious_axe_violation(browser_server, transactio
         cookie = client.cookies.get(django_settings.SESSION_COOKIE_NAME)
         language, size = ("fr", "phone") if number % 2 == 0 else ("en", "desktop")
         with browser_tab(
-            browser_server.url, "every_page", language, size, session=cookie.value if cookie else None
+            browser,
+            browser_server.url,
+            "every_page",
+            language,
+            size,
+            session=cookie.value if cookie else None,
         ) as visit:
             for path in paths:
                 response = visit.page.goto(browser_server.url + path.format(**objects.ids))

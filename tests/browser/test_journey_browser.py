@@ -4,22 +4,10 @@ checks every page for serious or critical accessibility violations."""
 import pytest
 
 from booking.models import Appointment, Slot
-from tests.browser_support import chromium, requires_chromium, shot_and_axe
+from tests.browser_support import requires_chromium, shot_and_axe
 from tests.factories import CitizenFactory, FsaFactory, SlotFactory
 
 pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
-
-
-@pytest.fixture
-def browser_page():
-    with chromium() as browser:
-        context = browser.new_context(locale="fr-CA", viewport={"width": 390, "height": 844})
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        try:
-            yield page
-        finally:
-            context.close()
 
 
 def _axe_serious(page) -> list[str]:

@@ -11,10 +11,6 @@ from sync.models import EmrVendor
 from tests.browser_support import requires_chromium, shot_and_axe
 from tests.clinics.conftest import PASSWORD, make_account
 
-from .test_journey_browser import browser_page
-
-__all__ = ["browser_page"]
-
 pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.usefixtures("sync_db_under_playwright")]
 
 

@@ -58,22 +58,28 @@ class Browser:
         self.problems += [f"{self.page.url}: {v}" for v in self.page.evaluate("window.__csp || []")]
 
 
-@pytest.fixture
-def browser(browser_server):
+@pytest.fixture(scope="module")
+def chrome(browser_server):
+    """One Chromium for the module's tests (each gets contexts of its own below)."""
     with chromium() as chrome:
-        contexts = []
+        yield chrome
 
-        def make() -> Browser:
-            context = chrome.new_context(locale="fr-CA")
-            context.add_init_script(VIOLATION_LISTENER)
-            contexts.append(context)
-            return Browser(context, browser_server.url)
 
-        try:
-            yield make
-        finally:
-            for context in contexts:
-                context.close()
+@pytest.fixture
+def browser(chrome, browser_server):
+    contexts = []
+
+    def make() -> Browser:
+        context = chrome.new_context(locale="fr-CA")
+        context.add_init_script(VIOLATION_LISTENER)
+        contexts.append(context)
+        return Browser(context, browser_server.url)
+
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
 
 
 def test_public_pages_and_the_api_documentation_run_without_a_csp_violation(browser, transactional_db):

@@ -12,9 +12,6 @@ import json
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
-from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks
 
 from booking.api.auth import citizen_token_make
@@ -22,6 +19,7 @@ from citizens.models import Citizen
 from config.wsgi import application
 from tests.conftest import identify_payload
 from tests.factories import CitizenFactory, SlotFactory
+from tests.schemathesis_support import fuzz_settings, wsgi_keeps_the_test_connection
 
 EXAMPLES = 20
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
@@ -32,26 +30,14 @@ SQL = "Robert'); DROP TABLE citizens_citizen; --"
 
 @pytest.fixture
 def token(db):
-    # As Django's test client does: the WSGI app must not close the test's transaction connection.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
+    with wsgi_keeps_the_test_connection():
         SlotFactory.create_batch(3)
         yield citizen_token_make(CitizenFactory())[0]
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
 
 
+# The body as it is: its text seeds the cases (tests/schemathesis_support.py).
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(EXAMPLES)
 def test_the_citizen_api_answers_fuzzed_requests_without_5xx_and_as_documented(case, token):
     case.call_and_validate(
         headers={"Authorization": f"Bearer {token}"},

@@ -9,9 +9,6 @@ succeed (a slot overlapping another is schema-valid and refused by design).
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
-from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks
 
 from booking.models import Appointment, Slot
@@ -20,6 +17,7 @@ from config.wsgi import application
 from sync import webhooks
 from sync.models import AgendaSnapshot, EmrClient, SyncConflict
 from tests.factories import CitizenFactory, SlotFactory
+from tests.schemathesis_support import fuzz_settings, wsgi_keeps_the_test_connection
 
 from .conftest import FHIR, get_token
 
@@ -61,26 +59,14 @@ def token(client, persona_a, persona_b, settings):
     appointment_book(
         slot_id=booked.pk, citizen=CitizenFactory(), reason="urgent", channel=Appointment.Channel.PORTAL
     )
-    bearer = get_token(client, persona_a)
-    # As Django's test client does: the WSGI app must not close the test's transaction connection.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
+    bearer = get_token(client, persona_a)  # a test-client request: before the signals go
+    with wsgi_keeps_the_test_connection():
         yield bearer
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
 
 
+# The body as it is: its text seeds the cases (tests/schemathesis_support.py).
 @schema.exclude(operation_id_regex=OPERATIONS_REGEX).parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(EXAMPLES)
 def test_the_fhir_api_answers_fuzzed_requests_without_5xx_and_as_documented(case, token):
     case.call_and_validate(
         headers={"Authorization": f"Bearer {token}"},
@@ -156,14 +142,7 @@ def operations_state(token, persona_a, settings):
 
 
 @schema.include(operation_id_regex=OPERATIONS_REGEX).parametrize()
-@settings(
-    max_examples=OPERATION_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@fuzz_settings(OPERATION_EXAMPLES)
 def test_the_fhir_operations_answer_fuzzed_requests_without_5xx_and_as_documented(case, operations_state):
     token, ids = operations_state
     # Half the cases (by a property of the generated id: deterministic) name the client's own

@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from citizens.models import User
 from clinics.access import mfa_enabled
+from clinics.audit import staff_action_audit
 from clinics.models import BoardRole
-from clinics.services_onboarding import staff_action_audit
 
 ROLES = {"admin": BoardRole.Role.BOARD_ADMIN, "analyst": BoardRole.Role.ANALYST}
 # Where each role goes first: a board page behind ``staff_required``, which asks for the TOTP set-up.
