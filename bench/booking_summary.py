@@ -119,8 +119,8 @@ def main() -> None:
             f"{'Met.' if ratio >= TARGET_INPROCESS_RATIO else 'Missed.'}**"
         )
     add(
-        '- The fixes named below were made in the following increment: see "Fixes and their effect"; the'
-        " table above is the run before them."
+        '- The table above is this run, of the code as it is; "Fixes and their effect" below gives each fix'
+        " measured before and after in one run of its own (on a medium database where so noted)."
     )
     add("")
     # Measured by hand, before and after each fix, in one run each (bench/fixes.md): kept across reruns.
