@@ -134,9 +134,10 @@ def main() -> None:
     if w:
         add(
             f"SQL statements per booking (Django's CaptureQueriesContext): the service alone "
-            f"**{w['service_booking']['queries']}** (BEGIN, the citizen row lock with the lock timeout, the slot "
-            f"read with the overlap and anti-hoarding reads, the compare-and-set UPDATE that also releases the "
-            f"citizen's hold, the appointment INSERT, the outbox INSERT, COMMIT); `POST /api/v1/appointments` through the "
+            f"**{w['service_booking']['queries']}** (BEGIN; the citizen row lock with the lock timeout and the slot "
+            f"read, one statement; the overlap and anti-hoarding reads, the compare-and-set UPDATE that also releases "
+            f"the citizen's hold, the appointment INSERT and the outbox INSERT, one statement of data-modifying CTEs; "
+            f"COMMIT; both prepared, `booking/services/_hot.py`); `POST /api/v1/appointments` through the "
             f"whole Django stack **{w['http_201']['queries']}** for a 201 and **{w['http_409']['queries']}** for a "
             f"409 (its answer carries the next free times: a search). Raw SQL does it in 5 (pair lookup, BEGIN, "
             f"CAS UPDATE, 2 INSERTs, COMMIT) with prepared statements."
@@ -294,17 +295,12 @@ def search_and_sync() -> list[str]:
     return out
 
 
-NOTES = """Reading of the profile (by hand, on this run's numbers and a cProfile of the service alone): about
-two thirds of a booking's wall time in the service is its 11 round trips to PostgreSQL through the ORM
-(query compilation, psycopg, the wait), each statement cheap on the database side; the on-commit
-notification publish (Celery `delay` → kombu → Redis LPUSH) costs about 2 ms of Python per booking;
-the anti-hoarding count and the overlap check are two extra reads; the HTTP layer (DRF, middleware,
-token check with its citizen read, the rate-limit counter in Redis, the serializer, gunicorn)
-roughly doubles the Python cost of a booking (compare the in-process and HTTP rows). Candidate fixes, for the
-following increments (owned by the booking work, each to be measured before and after): fold the
-hold release into the compare-and-set, fold the count and overlap reads into one query, publish the
-notification from the relay instead of per booking, run gunicorn with more processes than cores
-while PostgreSQL waits dominate. The first three are done since, and gunicorn runs one process per core with 4 threads (see "Fixes and their effect").
+NOTES = """Reading of the profile (by hand): the last session's profile found two thirds of a booking's
+wall time in its 11 round trips to PostgreSQL through the ORM; a booking is now 4 statements, two of
+them prepared (see "Fixes and their effect"). What is left in-process is psycopg's send and wait on
+threads sharing the GIL (about 0.6 ms of Python per booking) beside about 0.6 ms of PostgreSQL, which
+is what pgbench's own transaction costs; through HTTP, gunicorn's request handling, DRF and the
+middleware (about 3 ms of CPU per booking) are the largest share, then PostgreSQL and the load client.
 
 ## How the benchmarks run
 
