@@ -224,6 +224,9 @@ def _unavailable(
         "booking/unavailable.html",
         {
             "error": exc,
+            # The heading says what happened: the time is gone, or this person may not take it (the
+            # online limit, an appointment at that time, a reason the slot does not accept).
+            "taken": isinstance(exc, errors.SlotUnavailable | errors.HoldExpired | errors.SlotNotFound),
             "alternatives": alternatives,
             "reason": reason,
             "dependant": dependant,

@@ -110,6 +110,8 @@ def test_limits_apply_per_person(holder_client, family, settings):
     )
     assert refused.status_code == 422
     assert "Pour Léa Gagnon" in refused.content.decode()
+    # The time is still free: the heading says she may not take it, not that it is gone.
+    assert "<h1>Vous ne pouvez pas réserver cette plage horaire</h1>" in refused.content.decode()
     # The holder's own limit is untouched by the child's appointment.
     hold_and_confirm(holder_client, SlotFactory())
     assert Appointment.objects.filter(citizen=parent).count() == 1
