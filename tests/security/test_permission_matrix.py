@@ -565,8 +565,14 @@ def objects(world, settings, tmp_path) -> Objects:
     slot = SlotFactory(role=world.role_a)
     FsaFactory()
     today = timezone.localdate()
+    # Through the day after tomorrow: the offered slot starts in 5 h, on the next day after 19:00.
     waiting = waitlist_request_create(
-        citizen=citizen_a, path="near", reason=Reason.FOLLOW_UP, date_from=today, date_to=today, fsa="H2X"
+        citizen=citizen_a,
+        path="near",
+        reason=Reason.FOLLOW_UP,
+        date_from=today,
+        date_to=today + timedelta(days=2),
+        fsa="H2X",
     )
     offer = waitlist_offer_next(
         slot_id=SlotFactory(role=world.role_a, start=timezone.now() + timedelta(hours=5)).pk
