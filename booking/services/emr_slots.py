@@ -11,6 +11,7 @@ batch back and raises ``PractitionerOverlap``, so the caller can fall back to ``
 
 import json
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,14 +37,8 @@ class EmrSlot:
     external_id: str
 
 
-def emr_slots_create(*, role: PractitionerRole, specs: list[EmrSlot]) -> tuple[list[int], list[EmrSlot]]:
-    """Create the EMR's new slots of ``role``: returns (the new slots' ids, overlapping specs left out).
-
-    Raises ``InvalidSlot`` (nothing created) if any spec is malformed, ``PractitionerOverlap`` if
-    the exclusion constraint refuses the batch (a writer that did not take the practitioner's lock).
-    """
-    if not specs:
-        return [], []
+def _check_specs(specs: Iterable[EmrSlot]) -> None:
+    """Every spec well formed (aware instants, the slot rules), else ``InvalidSlot`` before any write."""
     for spec in specs:
         if spec.start.tzinfo is None or spec.end.tzinfo is None:
             raise errors.InvalidSlot
@@ -54,6 +49,17 @@ def emr_slots_create(*, role: PractitionerRole, specs: list[EmrSlot]) -> tuple[l
             audience=spec.audience,
             modality=spec.modality,
         )
+
+
+def emr_slots_create(*, role: PractitionerRole, specs: list[EmrSlot]) -> tuple[list[int], list[EmrSlot]]:
+    """Create the EMR's new slots of ``role``: returns (the new slots' ids, overlapping specs left out).
+
+    Raises ``InvalidSlot`` (nothing created) if any spec is malformed, ``PractitionerOverlap`` if
+    the exclusion constraint refuses the batch (a writer that did not take the practitioner's lock).
+    """
+    if not specs:
+        return [], []
+    _check_specs(specs)
     ordered = sorted(specs, key=lambda s: (s.start, s.end))
     try:
         with transaction.atomic():
@@ -287,17 +293,7 @@ def emr_slots_update(
     """
     if not moves:
         return [], []
-    for move in moves:
-        spec = move.spec
-        if spec.start.tzinfo is None or spec.end.tzinfo is None:
-            raise errors.InvalidSlot
-        _check_slot_fields(
-            start=spec.start,
-            end=spec.end,
-            reasons=spec.reasons,
-            audience=spec.audience,
-            modality=spec.modality,
-        )
+    _check_specs([move.spec for move in moves])
     if connection.vendor != "postgresql":
         return [], list(moves)  # the SQLite demo: one by one
     now = now or timezone.now()
@@ -427,17 +423,7 @@ def emr_slots_rearrange(
     """
     if not moves:
         return EmrRearrangement([], [], [])
-    for move in moves:
-        spec = move.spec
-        if spec.start.tzinfo is None or spec.end.tzinfo is None:
-            raise errors.InvalidSlot
-        _check_slot_fields(
-            start=spec.start,
-            end=spec.end,
-            reasons=spec.reasons,
-            audience=spec.audience,
-            modality=spec.modality,
-        )
+    _check_specs([move.spec for move in moves])
     now = now or timezone.now()
     if connection.vendor != "postgresql":
         return _rearrange_portable(role=role, moves=moves, now=now)
