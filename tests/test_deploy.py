@@ -3,6 +3,7 @@ the settings refuse to start without a secret key."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,17 +99,39 @@ def test_probes_and_metrics_are_not_redirected_to_https_but_pages_are(client, se
     assert client.get("/").status_code == 301
 
 
-def test_the_demo_database_migrates_and_seeds_on_sqlite(tmp_path):
-    """`make run` on a fresh machine: every migration must also apply to the embedded SQLite file
-    (a PostgreSQL-only column type once broke it), and the demo data must load into it."""
-    demo = {
+@pytest.fixture(scope="module")
+def seeded_demo(tmp_path_factory):
+    """The embedded SQLite file as `make run` makes it (migrated, seeded), once for this module;
+    ``demo_env`` gives each test a copy of its own."""
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    env = {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "true",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{path}",
     }
-    migrated = _run("migrate", "--no-input", "-v", "0", env=demo)
+    migrated = _run("migrate", "--no-input", "-v", "0", env=env)
+    seeded = _run("seed_demo", "--clinics", "2", "--days", "4", "--seed", "1", env=env)
+    return path, migrated, seeded
+
+
+@pytest.fixture
+def demo_env(seeded_demo, tmp_path):
+    path, migrated, seeded = seeded_demo
+    assert migrated.returncode == 0 and seeded.returncode == 0, (migrated.stderr + seeded.stderr)[-2000:]
+    copy = tmp_path / "demo.sqlite3"
+    shutil.copyfile(path, copy)
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{copy}",
+    }
+
+
+def test_the_demo_database_migrates_and_seeds_on_sqlite(seeded_demo):
+    """`make run` on a fresh machine: every migration must also apply to the embedded SQLite file
+    (a PostgreSQL-only column type once broke it), and the demo data must load into it."""
+    _path, migrated, seeded = seeded_demo
     assert migrated.returncode == 0, migrated.stderr[-2000:]
-    seeded = _run("seed_demo", "--clinics", "2", "--days", "2", "--seed", "1", env=demo)
     assert seeded.returncode == 0, seeded.stderr[-2000:]
     assert "Demo data: 2 clinics" in seeded.stdout
 
@@ -158,17 +181,10 @@ print(json.dumps({"reports": reports, "slots": sorted(
 """
 
 
-def test_the_demo_reconciles_an_agenda_snapshot_on_sqlite(tmp_path):
+def test_the_demo_reconciles_an_agenda_snapshot_on_sqlite(demo_env):
     """The snapshot's store reads and the moves of slots trading times have a SQLite path, so that
     the curl examples of docs/sync-api.md work against `make run`."""
-    demo = {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "true",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-    }
-    assert _run("migrate", "--no-input", "-v", "0", env=demo).returncode == 0
-    assert _run("seed_demo", "--clinics", "2", "--days", "2", "--seed", "1", env=demo).returncode == 0
-    result = _run("shell", "-c", _DEMO_SNAPSHOT, env=demo)
+    result = _run("shell", "-c", _DEMO_SNAPSHOT, env=demo_env)
     assert result.returncode == 0, result.stderr[-3000:]
     shown = json.loads(result.stdout.strip().splitlines()[-1])
     first, swapped = shown["reports"]
@@ -209,18 +225,11 @@ print(json.dumps(out))
 """
 
 
-def test_the_demo_books_on_sqlite(tmp_path):
+def test_the_demo_books_on_sqlite(demo_env):
     """`make run`: a citizen searches, holds, books (a retry gives the same appointment, someone else
     gets 409) and cancels through the citizen API on the embedded SQLite database. The booking's
     hot path is PostgreSQL SQL; its ORM twin serves the demo."""
-    demo = {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "true",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-    }
-    assert _run("migrate", "--no-input", "-v", "0", env=demo).returncode == 0
-    assert _run("seed_demo", "--clinics", "2", "--days", "4", "--seed", "1", env=demo).returncode == 0
-    result = _run("shell", "-c", _DEMO_JOURNEY, env=demo)
+    result = _run("shell", "-c", _DEMO_JOURNEY, env=demo_env)
     assert result.returncode == 0, result.stderr[-3000:]
     shown = json.loads(result.stdout.strip().splitlines()[-1])
     assert shown == {
